@@ -1,0 +1,1 @@
+"""Human-judgment loaders and correlation statistics (not yet implemented; see the issue tracker)."""

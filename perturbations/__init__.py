@@ -1,0 +1,1 @@
+"""Perturbation catalogue and diagnostic-dataset builders (not yet implemented; see the issue tracker)."""

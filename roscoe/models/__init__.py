@@ -1,0 +1,103 @@
+"""Model slots, loaded lazily and once: sentence embedder, token model, NLI, causal LM, grammar."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from ..registry import EMBEDDER, GRAMMAR, LM, NLI, SLOTS, TOKEN
+from . import lite
+from .encoders import GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder
+from .lm import CausalLM
+from .presets import LITE_MINILM, LITE_SMOLLM, PRESETS, Preset, SlotSpec, get as get_preset
+from .source import ModelSource, ModelUnavailable, resolve
+
+# Default token budgets per batch (rows x padded length), chosen for a 2-core CPU; a GPU
+# run can raise them with batch_tokens.
+DEFAULT_BATCH_TOKENS = {EMBEDDER: 8192, TOKEN: 8192, NLI: 8192, LM: 4096, GRAMMAR: 8192}
+
+_CLASSES = {EMBEDDER: SentenceEmbedder, TOKEN: TokenEmbedder, NLI: NLIClassifier, LM: CausalLM,
+            GRAMMAR: GrammarClassifier}
+_NC_MODELS = ("facebook/roscoe-512-roberta-base",)
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype, device: str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if dtype not in table:
+        raise ValueError(f"unknown dtype {dtype!r}; expected auto, fp32, bf16 or fp16")
+    return table[dtype]
+
+
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def source_for(spec: SlotSpec, *, allow_hub: bool) -> ModelSource:
+    if spec.model == LITE_MINILM:
+        return lite.minilm()
+    if spec.model == LITE_SMOLLM:
+        return lite.smollm2()
+    return resolve(spec.model, allow_hub=allow_hub, revision=spec.options.get("revision"))
+
+
+class ModelSet:
+    """The models of one preset (plus overrides), each loaded on first use."""
+
+    def __init__(self, preset: Preset | str = "lite", *, device=None, dtype=None, batch_tokens=None,
+                 allow_hub: bool | None = None, **overrides):
+        self.preset = get_preset(preset) if isinstance(preset, str) else preset
+        if overrides:
+            self.preset = self.preset.with_overrides(**overrides)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.allow_hub = self.preset.hub if allow_hub is None else allow_hub
+        if isinstance(batch_tokens, int):
+            batch_tokens = {s: batch_tokens for s in SLOTS}
+        self.batch_tokens = {**DEFAULT_BATCH_TOKENS, **(batch_tokens or {})}
+        self._loaded: dict = {}
+
+    def available(self, slot: str) -> bool:
+        return self.preset.slots[slot].model is not None
+
+    def get(self, slot: str):
+        if slot in self._loaded:
+            return self._loaded[slot]
+        spec = self.preset.slots[slot]
+        if spec.model is None:
+            raise ModelUnavailable(f"preset {self.preset.name} has no {slot} model")
+        if spec.model in _NC_MODELS:
+            warnings.warn(f"{spec.model} is licensed CC-BY-NC-4.0 (non-commercial use only)", stacklevel=2)
+        src = source_for(spec, allow_hub=self.allow_hub)
+        opts = {k: v for k, v in spec.options.items() if k != "revision"}
+        model = _CLASSES[slot](src, device=self.device, dtype=self.dtype,
+                               batch_tokens=self.batch_tokens[slot], **opts)
+        self._loaded[slot] = model
+        return model
+
+    def describe(self, slot: str, *, load: bool = False) -> dict:
+        """Slot, model, origin, size and hash, without loading the weights unless asked."""
+        spec = self.preset.slots[slot]
+        if spec.model is None:
+            return {"slot": slot, "model": None, "source": f"unavailable in preset {self.preset.name}"}
+        src = self._loaded[slot].source if slot in self._loaded else source_for(spec, allow_hub=self.allow_hub)
+        info = {"slot": slot, "model": src.name, "source": src.origin, "path": str(src.path),
+                "size_mb": round(src.size_bytes() / 2**20, 1), "hash": src.fingerprint()}
+        if load or slot in self._loaded:
+            info.update(self.get(slot).describe())
+        return info
+
+
+__all__ = ["ModelSet", "PRESETS", "Preset", "SlotSpec", "ModelUnavailable", "ModelConfigError",
+           "resolve_device", "resolve_dtype", "DTYPE_NAMES", "get_preset"]

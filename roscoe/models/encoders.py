@@ -1,0 +1,301 @@
+"""Encoder-side model passes: sentence embeddings, token vectors, NLI and grammar classifiers.
+
+Each wrapper takes a list of unique texts (or text pairs), runs them in length-sorted,
+token-budgeted batches and returns results in input order.  Outputs that feed formulas
+(normalised vectors, softmax probabilities) are computed in fp32 whatever the model dtype.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .batching import run_with_backoff, token_batches
+from .source import ModelSource
+
+
+class ModelConfigError(ValueError):
+    """A model's configuration does not say what a slot needs (a label index, a pooler...)."""
+
+
+def _quiet_transformers():
+    from transformers.utils import logging as tlog
+
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+
+
+@dataclass
+class PassStats:
+    texts: int = 0
+    tokens: int = 0
+    batches: int = 0
+    truncated: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+class _Encoder:
+    """Shared loading and batching for encoder models."""
+
+    slot = "encoder"
+    auto_class = "AutoModel"
+
+    def __init__(self, source: ModelSource, *, device="cpu", dtype=torch.float32, max_length=None,
+                 batch_tokens=8192):
+        import transformers
+
+        _quiet_transformers()
+        self.source = source
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.batch_tokens = batch_tokens
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.path))
+        cls = getattr(transformers, self.auto_class)
+        self.model, info = cls.from_pretrained(str(source.path), dtype=dtype, output_loading_info=True)
+        self.loading_info = info
+        self.model.to(self.device).eval()
+        limit = max_length or getattr(self.tokenizer, "model_max_length", None)
+        positional = getattr(self.model.config, "max_position_embeddings", 512)
+        if not limit or limit > 100_000:
+            limit = positional
+        self.max_length = int(min(limit, positional))
+        self.stats = PassStats()
+
+    def _encode(self, texts, pair=None):
+        kw = dict(truncation=True if pair is None else "longest_first", max_length=self.max_length)
+        enc = self.tokenizer(texts, pair, **kw) if pair is not None else self.tokenizer(texts, **kw)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        self.stats.truncated += sum(n >= self.max_length for n in lengths)
+        self.stats.texts += len(lengths)
+        self.stats.tokens += sum(lengths)
+        return enc, lengths
+
+    def _batches(self, enc, lengths, fn):
+        """Call ``fn(idx, batch_inputs, attention_mask)`` on each padded, sorted batch."""
+        t0 = time.perf_counter()
+        keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+
+        def run(idx):
+            feats = [{k: enc[k][i] for k in keys} for i in idx]
+            batch = self.tokenizer.pad(feats, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with torch.inference_mode():
+                fn(idx, batch)
+            self.stats.batches += 1
+
+        for idx in token_batches(lengths, self.batch_tokens):
+            run_with_backoff(idx, run)
+        self.stats.seconds += time.perf_counter() - t0
+
+    def describe(self) -> dict:
+        return {"max_length": self.max_length}
+
+
+def _pooling_from_sentence_transformers(path: Path):
+    modules = path / "modules.json"
+    if not modules.exists():
+        return None, None
+    pooling, max_len = None, None
+    for m in json.loads(modules.read_text()):
+        if m.get("type", "").endswith("Pooling"):
+            cfg = json.loads((path / m["path"] / "config.json").read_text())
+            if cfg.get("pooling_mode_mean_tokens"):
+                pooling = "mean"
+            elif cfg.get("pooling_mode_cls_token"):
+                pooling = "cls_before_pooler"
+            elif cfg.get("pooling_mode_max_tokens"):
+                pooling = "max"
+    sbert = path / "sentence_bert_config.json"
+    if sbert.exists():
+        max_len = json.loads(sbert.read_text()).get("max_seq_length")
+    return pooling, max_len
+
+
+POOLINGS = ("mean", "max", "cls", "cls_before_pooler")
+
+
+class SentenceEmbedder(_Encoder):
+    """Sentence vectors, L2-normalised.
+
+    Pooling follows the checkpoint: a sentence-transformers folder names it in its Pooling
+    module; otherwise SimCSE's rule applies (``cls``: the pooler output; ``unsup`` models:
+    ``cls_before_pooler``).  ``cls`` on a checkpoint without pooler weights fails, because a
+    randomly initialised pooler would silently give meaningless scores.
+    """
+
+    slot = "embedder"
+
+    def __init__(self, source: ModelSource, *, pooling=None, max_length=None, **kw):
+        st_pool, st_max = _pooling_from_sentence_transformers(source.path)
+        if pooling is None:
+            pooling = st_pool or ("cls_before_pooler" if "unsup" in source.name.lower() else "cls")
+            self.pooling_from = "sentence-transformers config" if st_pool else "SimCSE name rule"
+        else:
+            self.pooling_from = "explicit"
+        if pooling not in POOLINGS:
+            raise ModelConfigError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        self.pooling = pooling
+        super().__init__(source, max_length=max_length or st_max, **kw)
+        if pooling == "cls":
+            missing = [k for k in self.loading_info.get("missing_keys", []) if "pooler" in k]
+            if missing or getattr(self.model, "pooler", None) is None:
+                raise ModelConfigError(
+                    f"{source.name}: 'cls' pooling needs the checkpoint's pooler weights, which are "
+                    f"missing ({', '.join(missing) or 'no pooler layer'}); refusing a random pooler")
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        out = torch.empty(len(texts), self.model.config.hidden_size, dtype=torch.float32)
+        if not texts:
+            return out
+        enc, lengths = self._encode(texts)
+
+        def fn(idx, batch):
+            res = self.model(**batch)
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            hidden = res.last_hidden_state.float()
+            if self.pooling == "mean":
+                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            elif self.pooling == "max":
+                vec = hidden.masked_fill(mask == 0, -1e9).max(1).values
+            elif self.pooling == "cls":
+                vec = res.pooler_output.float()
+            else:
+                vec = hidden[:, 0]
+            out[idx] = torch.nn.functional.normalize(vec, dim=-1).cpu()
+
+        self._batches(enc, lengths, fn)
+        return out
+
+    def describe(self):
+        return {"max_length": self.max_length, "pooling": self.pooling, "pooling_from": self.pooling_from}
+
+
+class TokenEmbedder(_Encoder):
+    """Contextual token vectors (last hidden state), unit-normalised, special tokens dropped.
+
+    ``drop="special"`` uses the tokenizer's special-tokens mask (paper mode);
+    ``drop="ends"`` drops the first and last non-padding position, as the reference does
+    (parlai mode).  The two agree for BERT/RoBERTa/MPNet tokenizers.
+    """
+
+    slot = "token"
+
+    def encode(self, texts: list[str], drop: str = "special") -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(texts)
+        if not texts:
+            return []
+        enc, lengths = self._encode(texts)
+        special = [self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+                   for ids in enc["input_ids"]]
+
+        def fn(idx, batch):
+            hidden = torch.nn.functional.normalize(self.model(**batch).last_hidden_state.float(), dim=-1).cpu()
+            for row, i in enumerate(idx):
+                n = lengths[i]
+                if drop == "ends":
+                    keep = torch.arange(1, max(1, n - 1))
+                else:
+                    keep = torch.tensor([p for p in range(n) if not special[i][p]], dtype=torch.long)
+                out[i] = hidden[row, keep]
+
+        self._batches(enc, lengths, fn)
+        return out  # type: ignore[return-value]
+
+
+def _label_names(config) -> dict[int, str]:
+    return {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+
+
+def _generic(names: dict[int, str]) -> bool:
+    return all(v.upper().startswith("LABEL_") for v in names.values())
+
+
+class NLIClassifier(_Encoder):
+    """P(contradiction) for (premise, hypothesis) pairs: softmax over all logits, fp32."""
+
+    slot = "nli"
+    auto_class = "AutoModelForSequenceClassification"
+
+    def __init__(self, source: ModelSource, *, contradiction_index=None, **kw):
+        super().__init__(source, **kw)
+        names = _label_names(self.model.config)
+        if len(names) < 3:
+            raise ModelConfigError(f"{source.name}: NLI needs a 3-way model (entailment/neutral/"
+                                   f"contradiction); this one has labels {names}")
+        if contradiction_index is not None:
+            self.index, self.index_from = int(contradiction_index), "explicit"
+        else:
+            hits = [i for i, v in names.items() if v.lower().startswith("contradict")]
+            if len(hits) != 1 or _generic(names):
+                raise ModelConfigError(
+                    f"{source.name}: cannot find the contradiction label in id2label={names}; "
+                    "pass contradiction_index")
+            self.index, self.index_from = hits[0], "id2label"
+
+    def p_contradiction(self, pairs: list[tuple[str, str]]) -> torch.Tensor:
+        out = torch.empty(len(pairs), dtype=torch.float32)
+        if not pairs:
+            return out
+        enc, lengths = self._encode([p for p, _ in pairs], [h for _, h in pairs])
+
+        def fn(idx, batch):
+            logits = self.model(**batch).logits.float()
+            out[idx] = torch.softmax(logits, dim=-1)[:, self.index].cpu()
+
+        self._batches(enc, lengths, fn)
+        return out
+
+    def describe(self):
+        return {"max_length": self.max_length, "contradiction_index": self.index, "index_from": self.index_from}
+
+
+ACCEPTABLE_NAMES = ("acceptable", "grammatical", "correct")
+
+
+class GrammarClassifier(_Encoder):
+    """P(acceptable) per text.  The index comes from an override, the preset, or an
+    unambiguous ``id2label`` name, in that order (spec §6.2)."""
+
+    slot = "grammar"
+    auto_class = "AutoModelForSequenceClassification"
+
+    def __init__(self, source: ModelSource, *, acceptable_index=None, preset_index=None, **kw):
+        super().__init__(source, **kw)
+        names = _label_names(self.model.config)
+        if acceptable_index is not None:
+            self.index, self.index_from = int(acceptable_index), "explicit"
+        elif preset_index is not None:
+            self.index, self.index_from = int(preset_index), "preset"
+        else:
+            hits = [i for i, v in names.items() if v.lower() in ACCEPTABLE_NAMES]
+            if len(hits) != 1:
+                raise ModelConfigError(
+                    f"{source.name}: cannot tell which label means 'acceptable' from id2label={names}; "
+                    "pass acceptable_index")
+            self.index, self.index_from = hits[0], "id2label"
+
+    def p_acceptable(self, texts: list[str]) -> torch.Tensor:
+        out = torch.empty(len(texts), dtype=torch.float32)
+        if not texts:
+            return out
+        enc, lengths = self._encode(texts)
+
+        def fn(idx, batch):
+            logits = self.model(**batch).logits.float()
+            out[idx] = torch.softmax(logits, dim=-1)[:, self.index].cpu()
+
+        self._batches(enc, lengths, fn)
+        return out
+
+    def describe(self):
+        return {"max_length": self.max_length, "acceptable_index": self.index, "index_from": self.index_from}
+
+
+__all__ = ["SentenceEmbedder", "TokenEmbedder", "NLIClassifier", "GrammarClassifier",
+           "ModelConfigError", "PassStats"]

@@ -1,0 +1,134 @@
+"""Causal-LM perplexity: one BOS, every text token a target, log-softmax in fp32 (spec §6.1)."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .batching import run_with_backoff, token_batches
+from .encoders import ModelConfigError, PassStats, _quiet_transformers
+from .source import ModelSource
+
+# Rows of hidden states sent through the output layer at once: bounds the fp32 logits
+# buffer (rows x vocabulary) whatever the batch size.
+_HEAD_CHUNK = 1024
+
+
+class CausalLM:
+    """Sum of token NLLs and token counts per text; PPL = exp(sum / n).
+
+    Texts longer than the context window are scored with the strided sliding window of
+    spec §6.1 (window W, stride W/2, each target scored once, BOS never a target).
+    """
+
+    slot = "lm"
+
+    def __init__(self, source: ModelSource, *, device="cpu", dtype=torch.float32, bos_id=None,
+                 add_prefix_space=False, batch_tokens=4096, window=None):
+        import transformers
+
+        _quiet_transformers()
+        self.source = source
+        self.device = torch.device(device)
+        self.batch_tokens = batch_tokens
+        tok_kw = {"add_prefix_space": True} if add_prefix_space else {}
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.path), **tok_kw)
+        self.add_prefix_space = add_prefix_space
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(str(source.path), dtype=dtype)
+        self.model.to(self.device).eval()
+        cfg = self.model.config
+        if bos_id is None:
+            bos_id = self.tokenizer.bos_token_id
+            self.bos_from = "tokenizer bos"
+            if bos_id is None:
+                bos_id, self.bos_from = self.tokenizer.eos_token_id, "tokenizer eos"
+        else:
+            self.bos_from = "preset"
+        if bos_id is None:
+            raise ModelConfigError(f"{source.name}: the tokenizer has neither BOS nor EOS; the preset must give bos_id")
+        self.bos_id = int(bos_id)
+        self.window = int(window or next(
+            (getattr(cfg, a) for a in ("n_positions", "max_position_embeddings", "n_ctx") if getattr(cfg, a, None)),
+            1024))
+        self.stats = PassStats()
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        # split_special_tokens: a literal "<|endoftext|>" in user text stays plain text.
+        enc = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)
+        return [[self.bos_id] + ids for ids in enc["input_ids"]]
+
+    def nll(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per text: (sum of NLL over its tokens, number of tokens), float64 / int64."""
+        t0 = time.perf_counter()
+        sums = torch.zeros(len(texts), dtype=torch.float64)
+        counts = torch.zeros(len(texts), dtype=torch.int64)
+        if not texts:
+            return sums, counts
+        seqs = self._ids(texts)
+        self.stats.texts += len(seqs)
+        self.stats.tokens += sum(len(s) for s in seqs)
+        short = [i for i, s in enumerate(seqs) if len(s) <= self.window]
+        long = [i for i, s in enumerate(seqs) if len(s) > self.window]
+        self.stats.truncated += len(long)  # not cut: scored by sliding window, but worth reporting
+        for i in long:
+            sums[i], counts[i] = self._sliding(seqs[i])
+
+        def run(idx):
+            rows = [seqs[i] for i in idx]
+            width = max(len(r) for r in rows)
+            ids = torch.zeros(len(rows), width, dtype=torch.long)
+            mask = torch.zeros(len(rows), width, dtype=torch.long)
+            for r, s in enumerate(rows):
+                ids[r, : len(s)] = torch.tensor(s)
+                mask[r, : len(s)] = 1
+            targets = torch.full_like(ids, -100)
+            targets[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            s, n = self._forward(ids, mask, targets)
+            sums[idx] = s
+            counts[idx] = n
+            self.stats.batches += 1
+
+        lengths = [len(seqs[i]) for i in short]
+        for b in token_batches(lengths, self.batch_tokens):
+            run_with_backoff([short[j] for j in b], run)
+        self.stats.seconds += time.perf_counter() - t0
+        return sums, counts
+
+    def _forward(self, ids, mask, targets):
+        """targets[b, p] is the token predicted at position p, or -100."""
+        with torch.inference_mode():
+            ids, mask, targets = ids.to(self.device), mask.to(self.device), targets.to(self.device)
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            head = self.model.get_output_embeddings()
+            flat_h = hidden.reshape(-1, hidden.shape[-1])
+            flat_t = targets.reshape(-1)
+            keep = (flat_t != -100).nonzero().squeeze(1)
+            nll = torch.empty(keep.shape[0], dtype=torch.float32, device=self.device)
+            for a in range(0, keep.shape[0], _HEAD_CHUNK):
+                k = keep[a: a + _HEAD_CHUNK]
+                logits = head(flat_h[k]).float()
+                nll[a: a + _HEAD_CHUNK] = torch.nn.functional.cross_entropy(logits, flat_t[k], reduction="none")
+            row = keep // ids.shape[1]
+            sums = torch.zeros(ids.shape[0], dtype=torch.float64, device=self.device)
+            sums.index_add_(0, row, nll.double())
+            counts = (targets != -100).sum(1)
+        return sums.cpu(), counts.cpu()
+
+    def _sliding(self, seq: list[int]) -> tuple[float, int]:
+        w, stride, total, n = self.window, self.window // 2, 0.0, 0
+        length = len(seq)
+        for i in range(0, length, stride):
+            lo, hi = max(i + stride - w, 0), min(i + stride, length)
+            ids = torch.tensor([seq[lo:hi]])
+            targets = torch.full_like(ids, -100)
+            # position p predicts token p+1; the targets of this window are tokens [max(i,1), hi)
+            for tpos in range(max(i, 1), hi):
+                targets[0, tpos - 1 - lo] = seq[tpos]
+            s, c = self._forward(ids, torch.ones_like(ids), targets)
+            total += float(s[0])
+            n += int(c[0])
+        return total, n
+
+    def describe(self):
+        return {"bos_id": self.bos_id, "bos_from": self.bos_from, "window": self.window,
+                "add_prefix_space": self.add_prefix_space}

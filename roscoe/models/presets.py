@@ -1,0 +1,81 @@
+"""Model presets: which model fills each slot, with its input recipe (spec §8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
+
+LITE_MINILM = "lite:all-MiniLM-L6-v2"
+LITE_SMOLLM = "lite:SmolLM2-135M"
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    """A model for one slot: a hub id, a local directory, or a ``lite:`` package model."""
+
+    model: str | None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    slots: dict
+    hub: bool  # True: the preset's models come from the hub, so downloads are allowed
+    description: str = ""
+
+    def with_overrides(self, **models) -> "Preset":
+        """Replace slot models (``embedder="path"``...); options stay unless the model changes."""
+        slots = dict(self.slots)
+        for slot, model in models.items():
+            if model is None:
+                continue
+            if slot not in slots:
+                raise ValueError(f"unknown model slot {slot!r}; expected one of {list(slots)}")
+            slots[slot] = SlotSpec(model, {} if model != slots[slot].model else slots[slot].options)
+        return replace(self, slots=slots)
+
+
+_PARLAI = {
+    EMBEDDER: SlotSpec("sentence-transformers/all-mpnet-base-v2", {"max_length": 384}),
+    TOKEN: SlotSpec("microsoft/mpnet-base", {"max_length": 512}),
+    NLI: SlotSpec("MoritzLaurer/DeBERTa-v3-large-mnli-fever-anli-ling-wanli", {"max_length": 512}),
+    LM: SlotSpec("gpt2-large", {"add_prefix_space": True, "bos_id": 50256, "window": 1024}),
+    GRAMMAR: SlotSpec("cointegrated/roberta-large-cola-krishna2020", {"max_length": 512, "preset_index": 0}),
+}
+
+PRESETS: dict[str, Preset] = {
+    "lite": Preset(
+        "lite",
+        {
+            EMBEDDER: SlotSpec(LITE_MINILM),
+            TOKEN: SlotSpec(LITE_MINILM, {"max_length": 512}),
+            NLI: SlotSpec(None),
+            LM: SlotSpec(LITE_SMOLLM, {"bos_id": 0}),
+            GRAMMAR: SlotSpec(None),
+        },
+        hub=False,
+        description="offline: all-MiniLM-L6-v2 and SmolLM2-135M from PyPI packages; "
+                    "NLI and grammar models are not shipped yet",
+    ),
+    "parlai": Preset("parlai", _PARLAI, hub=True,
+                     description="the reference implementation's defaults (hub downloads)"),
+    "paper": Preset(
+        "paper",
+        {
+            **_PARLAI,
+            EMBEDDER: SlotSpec("facebook/roscoe-512-roberta-base", {"pooling": "cls", "max_length": 128}),
+            TOKEN: SlotSpec("roberta-base", {"max_length": 512}),
+        },
+        hub=True,
+        description="the paper's headline configuration: roscoe-512-roberta-base (CC-BY-NC-4.0) "
+                    "with SimCSE pooling (hub downloads)",
+    ),
+}
+
+
+def get(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,132 @@
+"""The work plan of a block of chains: de-duplicated texts and pairs per model pass.
+
+Each chain keeps indices into the unique lists, so the same context sentence in 500
+chains is embedded once and the results are scattered back by index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .chains import Chain
+from .formulas import PARLAI
+from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
+
+
+class Interner:
+    """Unique items in first-seen order, with the index of each."""
+
+    def __init__(self):
+        self.index: dict = {}
+        self.items: list = []
+
+    def __call__(self, item) -> int:
+        i = self.index.get(item)
+        if i is None:
+            i = self.index[item] = len(self.items)
+            self.items.append(item)
+        return i
+
+    def __len__(self):
+        return len(self.items)
+
+
+def joined(items: list[str]) -> str:
+    """E(X): the items as one string, joined with ". " (both modes keep the reference's joiner)."""
+    return ". ".join(items)
+
+
+@dataclass
+class ChainRefs:
+    steps: list[int] = field(default_factory=list)
+    context: list[int] = field(default_factory=list)
+    reference: list[int] | None = None
+    chain_steps: int | None = None
+    chain_context: int | None = None
+    chain_reference: int | None = None
+    tok_steps: list[int] = field(default_factory=list)
+    tok_context: list[int] = field(default_factory=list)
+    nli_src: list[list[int]] | None = None  # [t][i]
+    nli_steps: dict | None = None  # (a, b) -> pair index
+    lm_steps: list[int] = field(default_factory=list)
+    lm_chain: int | None = None
+    gram_steps: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Needs:
+    """What the requested scores read: which passes and which text kinds."""
+
+    sentences: bool = False
+    chain_texts: bool = False
+    reference: bool = False
+    tokens: bool = False
+    nli_src: bool = False
+    nli_steps: bool = False
+    lm: bool = False
+    grammar: bool = False
+
+    @classmethod
+    def of(cls, names, available) -> "Needs":
+        n = set(names)
+        return cls(
+            sentences=available(EMBEDDER) and bool(n - {"repetition_word", "coherence_step_vs_step",
+                                                        "discourse_representation", "perplexity_step",
+                                                        "perplexity_chain", "perplexity_step_max",
+                                                        "grammar_step", "grammar_step_max"}),
+            chain_texts=available(EMBEDDER) and bool(n & {"informativeness_chain", "semantic_coverage_chain"}),
+            reference=bool(n & {"reasoning_alignment", "external_hallucination", "redundancy",
+                                "common_sense_error", "missing_step", "semantic_coverage_step",
+                                "semantic_coverage_chain"}),
+            tokens=available(TOKEN) and bool(n & {"faithfulness_ww", "repetition_word"}),
+            nli_src=available(NLI) and "discourse_representation" in n,
+            nli_steps=available(NLI) and "coherence_step_vs_step" in n,
+            lm=available(LM) and bool(n & {"perplexity_step", "perplexity_chain", "perplexity_step_max"}),
+            grammar=available(GRAMMAR) and bool(n & {"grammar_step", "grammar_step_max"}),
+        )
+
+
+class Plan:
+    """Flattens a block of chains into unique work lists, one per model pass."""
+
+    def __init__(self, chains: list[Chain], needs: Needs, mode: str):
+        self.chains = chains
+        self.sentences, self.tokens, self.pairs = Interner(), Interner(), Interner()
+        self.lm_texts, self.grammar_texts = Interner(), Interner()
+        self.refs: list[ChainRefs] = []
+        for c in chains:
+            r = ChainRefs()
+            self.refs.append(r)
+            if not c.steps:
+                continue  # every score is NaN empty_hypothesis: no model work
+            has_ref = needs.reference and c.reference is not None
+            if needs.sentences:
+                r.steps = [self.sentences(s) for s in c.steps]
+                r.context = [self.sentences(s) for s in c.context]
+                if has_ref:
+                    r.reference = [self.sentences(s) for s in c.reference]
+            if needs.chain_texts:
+                r.chain_steps = self.sentences(joined(c.steps))
+                r.chain_context = self.sentences(joined(c.context))
+                if has_ref:
+                    r.chain_reference = self.sentences(joined(c.reference))
+            if needs.tokens:
+                r.tok_steps = [self.tokens(s) for s in c.steps]
+                r.tok_context = [self.tokens(s) for s in c.context]
+            if needs.nli_src:
+                r.nli_src = [[self.pairs((s, h)) for h in c.steps] for s in c.context]
+            if needs.nli_steps:
+                n = len(c.steps)
+                if mode == PARLAI:
+                    ab = [(a, b) for a in range(n) for b in range(n)]
+                else:
+                    ab = [(a, b) for b in range(n) for a in range(b)]
+                r.nli_steps = {(a, b): self.pairs((c.steps[a], c.steps[b])) for a, b in ab}
+            if needs.lm:
+                r.lm_steps = [self.lm_texts(s) for s in c.steps]
+                r.lm_chain = self.lm_texts(" ".join(c.steps))
+            if needs.grammar:
+                r.gram_steps = [self.grammar_texts(s) for s in c.steps]
+
+    def sizes(self) -> dict:
+        return {"sentences": len(self.sentences), "token_texts": len(self.tokens), "nli_pairs": len(self.pairs),
+                "lm_texts": len(self.lm_texts), "grammar_texts": len(self.grammar_texts)}
