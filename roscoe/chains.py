@@ -15,6 +15,7 @@ class InputError(ValueError):
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
                  field: str | None = None):
         self.message, self.source, self.line, self.field = message, source, line, field
+        self.chain_id = None  # set when the line's id was valid, so a skipped line keeps a row
         where = ":".join(str(x) for x in (source, line) if x is not None)
         super().__init__(f"{where + ': ' if where else ''}{'field ' + repr(field) + ': ' if field else ''}{message}")
 
@@ -85,6 +86,14 @@ def from_record(record, *, fields: FieldMap = FieldMap(), split: dict | None = N
         cid = line  # the rule: a missing id gets the line number
     else:
         raise InputError("missing", source=source, line=line, field=fields.id)
+    try:
+        return _fields(record, cid, fields, split, keep_fields, source, line)
+    except InputError as err:
+        err.chain_id = cid
+        raise
+
+
+def _fields(record, cid, fields, split, keep_fields, source, line) -> Chain:
     if fields.steps not in record:
         raise InputError("missing", source=source, line=line, field=fields.steps)
     if fields.context not in record:

@@ -1,0 +1,294 @@
+"""The ``roscoe`` command line.  Exit codes: 0 ok, 1 scoring failure, 2 bad usage or input."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__, registry
+from .chains import DEFAULT_SPLITTERS, FieldMap, InputError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _score_parser(sub):
+    p = sub.add_parser("score", help="score a JSONL file of chains",
+                       description="Score every chain of a JSONL file; one output row per chain.")
+    p.add_argument("input", help="JSONL input, one chain per line")
+    p.add_argument("-o", "--output", required=True, help="output file: .jsonl, .csv or .parquet")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "roscoe-human", "roscoe-human-esnli",
+                                                          "roscoe-human-gsm8k", "roscoe-synthetic"],
+                   help="input layout: plain JSONL with mappable fields (default), or a profile that reads "
+                        "the reference implementation's own formats exactly")
+    for name, default in (("id", "id"), ("context", "context"), ("steps", "steps"), ("reference", "reference")):
+        p.add_argument(f"--{name}-field", default=default, help=f"input field holding the {name} (default {default})")
+    for name in ("context", "steps", "reference"):
+        p.add_argument(f"--{name}-splitter", default=DEFAULT_SPLITTERS[name],
+                       help=f"how a string {name} is split (default {DEFAULT_SPLITTERS[name]}; "
+                            "none, punkt, newline, punkt+newline, dot-space, step-markers)")
+    p.add_argument("--scores", default="all",
+                   help="comma-separated score names, paper names, families (SA, SS, LI, LC), groups, "
+                        "or all / reference-free / reference-based (default all)")
+    p.add_argument("--preset", default="lite", help="model preset: lite (offline, default), parlai, paper")
+    p.add_argument("--mode", default="paper", choices=["paper", "parlai"])
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (rows x padded length)")
+    p.add_argument("--block-size", type=int, default=256, help="chains per block; rows are written per block")
+    for slot, flag in (("embedder", "embedder"), ("token", "token-model"), ("nli", "nli-model"),
+                       ("lm", "lm"), ("grammar", "grammar-model")):
+        p.add_argument(f"--{flag}", dest=f"model_{slot}", default=None,
+                       help=f"override the preset's {slot} model: a local directory or a hub id")
+    p.add_argument("--allow-hub", action="store_true",
+                   help="allow hub downloads for models given by id under an offline preset")
+    p.add_argument("--on-error", default="fail", choices=["fail", "skip"],
+                   help="bad input lines: fail (exit 2 before scoring anything) or skip (report them, "
+                        "score the rest)")
+    p.add_argument("--resume", action="store_true", help="skip ids already in the output and append")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--keep-fields", default="", help="comma-separated input fields copied into each output row")
+    p.add_argument("--details", action="store_true", help="add per-step details (worst steps, pairs, PPL, ...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="print only the signature at the end")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roscoe", description="ROSCOE scores for step-by-step reasoning chains")
+    parser.add_argument("--version", action="version", version=f"roscoe-metrics {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _score_parser(sub)
+    s = sub.add_parser("scores", help="list the scores: names, families, groups, directions")
+    s.add_argument("--mode", default="paper", choices=["paper", "parlai"])
+    s.add_argument("--json", action="store_true")
+    m = sub.add_parser("models", help="list each model slot of a preset: model, source, size, hash")
+    m.add_argument("--preset", default="lite")
+    m.add_argument("--json", action="store_true")
+    return parser
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_scores(args) -> int:
+    rows = registry.table_rows(args.mode)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(_text_table(rows))
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from .models import ModelSet, ModelUnavailable
+
+    ms = ModelSet(args.preset)
+    rows = []
+    for slot in registry.SLOTS:
+        try:
+            d = ms.describe(slot)
+        except ModelUnavailable as err:
+            d = {"slot": slot, "model": ms.preset.slots[slot].model, "source": f"not available: {err}"}
+        rows.append({k: d.get(k, "") for k in ("slot", "model", "source", "size_mb", "hash")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"preset {ms.preset.name}: {ms.preset.description}")
+        print(_text_table(rows))
+    return EXIT_OK
+
+
+def _text_table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c] if r[c] is not None else "-")) for r in rows)) for c in cols}
+    line = lambda r: "  ".join(str(r[c] if r[c] is not None else "-").ljust(width[c]) for c in cols).rstrip()
+    return "\n".join([line({c: c for c in cols}), line({c: "-" * width[c] for c in cols}), *map(line, rows)])
+
+
+def _check_output(args, io) -> None:
+    out = Path(args.output)
+    io.output_format(out)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    exists = out.exists() or io.journal_path(out).exists()
+    if exists and not (args.resume or args.overwrite):
+        raise UsageError(f"{out} exists; pass --resume to append the missing rows or --overwrite to replace it")
+    if args.overwrite:
+        for p in (out, io.journal_path(out), io.meta_path(out)):
+            p.unlink(missing_ok=True)
+    if not out.parent.exists():
+        raise UsageError(f"output directory {out.parent} does not exist")
+
+
+def cmd_score(args) -> int:
+    from . import io
+
+    if not Path(args.input).is_file():
+        raise UsageError(f"{args.input}: no such file")
+    names = registry.resolve(args.scores)
+    fields = FieldMap(args.id_field, args.context_field, args.steps_field, args.reference_field)
+    split = {"context": args.context_splitter, "steps": args.steps_splitter, "reference": args.reference_splitter}
+    from . import splitters
+
+    for v in split.values():
+        splitters.get(v)
+    keep = tuple(k for k in args.keep_fields.split(",") if k)
+    _check_output(args, io)
+    read = lambda: io.read_chains(args.input, fmt=args.format, fields=fields, split=split, keep_fields=keep)
+
+    # Validation pass: bad input is reported before any model loads or any row is written.
+    errors: list[InputError] = []
+    n_good = 0
+    for _, item in read():
+        if isinstance(item, InputError):
+            errors.append(item)
+        else:
+            n_good += 1
+    if errors:
+        for err in errors[:20]:
+            print(f"error: {err}", file=sys.stderr)
+        if len(errors) > 20:
+            print(f"error: ... and {len(errors) - 20} more bad lines", file=sys.stderr)
+        if args.on_error == "fail":
+            print(f"{len(errors)} bad input line(s); nothing was scored (use --on-error skip to score the rest)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+
+    from .models import ModelConfigError, ModelUnavailable
+    from .scorer import Scorer
+
+    overrides = {slot: getattr(args, f"model_{slot}") for slot in registry.SLOTS}
+    try:
+        scorer = Scorer(args.preset, mode=args.mode, device=args.device, dtype=args.dtype,
+                        batch_tokens=args.batch_tokens, block_size=args.block_size, split=split,
+                        allow_hub=True if args.allow_hub else None, **overrides)
+        signature = scorer.signature(names)
+    except (ModelUnavailable, ModelConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    out = Path(args.output)
+    done: set[str] = set()
+    previous = None
+    if args.resume:
+        done = set(io.existing_ids(out))
+        if io.meta_path(out).exists():
+            previous = json.loads(io.meta_path(out).read_text())
+            if previous.get("signature") != str(signature) or previous.get("scores") != list(names):
+                raise UsageError(f"{out} was written with another configuration "
+                                 f"(signature {previous.get('signature')}, scores {previous.get('scores')}); "
+                                 "resume with the same flags, or use --overwrite")
+
+    columns = ["id", *keep, *names, "reasons"] + (["details"] if args.details else [])
+    meta = {
+        "roscoe_version": __version__, "signature": str(signature), "scores": list(names),
+        "input": str(args.input), "format": args.format, "fields": fields.__dict__, "split": split,
+        "preset": args.preset, "mode": args.mode, "status": "running", "columns": columns,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input_errors": [e.as_dict() for e in errors],
+        "previous_rows": len(done),
+    }
+    io.write_meta(out, meta)
+    writer = io.RowWriter(out, columns, append=bool(done) or args.resume)
+    progress = None
+    if not args.no_progress and not args.quiet:
+        from tqdm import tqdm
+
+        progress = tqdm(total=n_good, unit="chain", file=sys.stderr, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    written = 0
+    try:
+        block = []
+        for _, item in read():
+            if isinstance(item, InputError):
+                row = _error_row(item, names, done)
+                if row is not None:
+                    writer.write([row])
+                    written += 1
+                continue
+            if str(item.id) in done:
+                if progress:
+                    progress.update(1)
+                continue
+            block.append(item)
+            if len(block) >= args.block_size:
+                written += _flush(scorer, block, names, writer, args.details, progress)
+                block = []
+        if block:
+            written += _flush(scorer, block, names, writer, args.details, progress)
+    except Exception as err:  # noqa: BLE001 - any failure while scoring: keep what is written, exit 1
+        writer.close(names)
+        meta.update(status="failed", error=f"{type(err).__name__}: {err}", rows_written=written)
+        io.write_meta(out, meta)
+        print(f"error while scoring: {type(err).__name__}: {err}\n{written} new row(s) were written to {out}; "
+              "rerun with --resume to continue", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        if progress:
+            progress.close()
+    elapsed = time.perf_counter() - t0
+    writer.close(names, metadata={b"roscoe_signature": str(signature).encode()})
+
+    from .table import format_summary, summarize
+
+    _, values, reasons = io.read_scores(out, names)
+    summary = summarize(names, values, reasons)
+    meta.update(status="complete", rows_written=written, rows_total=int(values.shape[0]),
+                seconds=round(elapsed, 3), chains_per_second=round(written / elapsed, 3) if elapsed else None,
+                timings={k: round(v, 3) for k, v in scorer.timings.items()},
+                model_stats={slot: m.stats.as_dict() for slot, m in scorer.models._loaded.items()},
+                summary=summary)
+    io.write_meta(out, meta)
+    if args.quiet:
+        print(signature)
+    else:
+        print(f"scored {written} chain(s) in {elapsed:.1f} s -> {out}"
+              + (f" ({len(done)} already there)" if done else "")
+              + (f"; {len(errors)} bad line(s) skipped" if errors else ""))
+        print(format_summary(summary, signature))
+    return EXIT_OK
+
+
+def _error_row(err: InputError, names, done: set) -> dict | None:
+    """With --on-error skip, a bad line whose id is known gets a row of NaN ``input_error``, so
+    the output still has one row per identifiable input chain."""
+    if err.chain_id is None or str(err.chain_id) in done:
+        return None
+    return {"id": err.chain_id, **{n: None for n in names}, "reasons": {n: "input_error" for n in names}}
+
+
+def _flush(scorer, block, names, writer, details, progress) -> int:
+    table = scorer.score_block(block, names, details=details)
+    writer.write(table.records())
+    if progress:
+        progress.update(len(block))
+    return len(block)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "score":
+            return cmd_score(args)
+        if args.command == "scores":
+            return cmd_scores(args)
+        if args.command == "models":
+            return cmd_models(args)
+    except (UsageError, registry.UnknownScoreError, ValueError) as err:
+        print(f"roscoe {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; rows written so far are kept (use --resume)", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Reading chains from JSONL and writing score rows as JSONL, CSV or Parquet.
+
+Writers only ever append: rows already written are never rewritten or lost, which is what
+makes ``--resume`` safe.  Parquet cannot be appended to, so its rows go to a JSONL journal
+beside the output as blocks finish, and the Parquet file is written (atomically) from the
+journal at the end.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .chains import Chain, FieldMap, InputError, from_record
+from .profiles import PROFILES
+
+MAX_LINE_BYTES = 16 * 2**20
+FORMATS = ("jsonl", *PROFILES)
+
+
+def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
+    """Yield (line number, parsed JSON or InputError) for every non-blank line."""
+    src = str(path)
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                yield lineno, InputError(f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES}-byte limit",
+                                         source=src, line=lineno)
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield lineno, InputError(f"not UTF-8 (byte {err.start})", source=src, line=lineno)
+                continue
+            if not text.strip():
+                continue
+            try:
+                yield lineno, json.loads(text)
+            except json.JSONDecodeError as err:
+                yield lineno, InputError(f"malformed JSON: {err.msg} at column {err.colno}", source=src, line=lineno)
+
+
+def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields=()) -> Iterator[tuple[int, Chain | InputError]]:
+    """Yield (line number, Chain or InputError); duplicate ids are errors on the later line."""
+    src = str(path)
+    seen: dict[str, int] = {}
+    for lineno, rec in read_lines(path):
+        if isinstance(rec, InputError):
+            yield lineno, rec
+            continue
+        try:
+            if fmt == "jsonl":
+                chain = from_record(rec, fields=fields, split=split, keep_fields=keep_fields, source=src, line=lineno)
+            else:
+                chain = PROFILES[fmt](rec, source=src, line=lineno, keep_fields=keep_fields)
+        except InputError as err:
+            if err.chain_id is not None:
+                if str(err.chain_id) in seen:
+                    err.chain_id = None  # its row would duplicate an id already written
+                else:
+                    seen[str(err.chain_id)] = lineno
+            yield lineno, err
+            continue
+        key = str(chain.id)
+        if key in seen:
+            yield lineno, InputError(f"duplicate id {chain.id!r} (first on line {seen[key]})", source=src,
+                                     line=lineno, field=fields.id if fmt == "jsonl" else "id")
+            continue
+        seen[key] = lineno
+        yield lineno, chain
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def output_format(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
+    if fmt is None:
+        raise ValueError(f"output {path}: unknown extension {suffix!r}; use .jsonl, .csv or .parquet")
+    return fmt
+
+
+def meta_path(path) -> Path:
+    return Path(str(path) + ".meta.json")
+
+
+def journal_path(path) -> Path:
+    return Path(str(path) + ".partial.jsonl")
+
+
+def _json_safe(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def existing_ids(path) -> list[str]:
+    """Ids already in an output (and its Parquet journal), as strings, in order."""
+    path = Path(path)
+    fmt = output_format(path)
+    ids: list = []
+    if path.exists():
+        if fmt == "jsonl":
+            with open(path, encoding="utf-8") as fh:
+                ids += [str(json.loads(line)["id"]) for line in fh if line.strip()]
+        elif fmt == "csv":
+            with open(path, encoding="utf-8", newline="") as fh:
+                ids += [row["id"] for row in csv.DictReader(fh)]
+        else:
+            import pyarrow.parquet as pq
+
+            ids += pq.read_table(path, columns=["id"]).column("id").to_pylist()
+    jp = journal_path(path)
+    if fmt == "parquet" and jp.exists():
+        with open(jp, encoding="utf-8") as fh:
+            ids += [str(json.loads(line)["id"]) for line in fh if line.strip()]
+    return ids
+
+
+class RowWriter:
+    """Appends score rows.  Columns: id, passthrough fields, scores, reasons (+ details)."""
+
+    def __init__(self, path, columns: list[str], *, append: bool):
+        self.path = Path(path)
+        self.fmt = output_format(path)
+        self.columns = columns
+        self.count = 0
+        target = journal_path(path) if self.fmt == "parquet" else self.path
+        new_file = not (append and target.exists() and target.stat().st_size > 0)
+        self._fh = open(target, "a" if append else "w", encoding="utf-8", newline="")
+        if self.fmt == "csv":
+            self._csv = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="raise")
+            if new_file:
+                self._csv.writeheader()
+
+    def write(self, rows: list[dict]) -> None:
+        for row in rows:
+            if self.fmt == "csv":
+                self._csv.writerow({k: self._csv_cell(k, row.get(k)) for k in self.columns})
+            else:
+                self._fh.write(json.dumps({k: _json_safe(row.get(k)) for k in self.columns if k in row},
+                                          ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.count += len(rows)
+
+    @staticmethod
+    def _csv_cell(key, value):
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, ensure_ascii=False)
+        return value
+
+    def close(self, score_names, metadata: dict | None = None) -> None:
+        self._fh.close()
+        if self.fmt == "parquet":
+            write_parquet(self.path, journal_path(self.path), list(score_names), self.columns, metadata)
+
+
+def read_scores(path, names) -> tuple[list, "list[list[float]]", list[dict]]:
+    """Read back ids, score values (NaN for null) and reasons from an output file."""
+    import numpy as np
+
+    fmt = output_format(path)
+    if fmt == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        reasons = [r.get("reasons", {}) for r in rows]
+    elif fmt == "csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for r in rows:
+            for n in names:
+                r[n] = float(r[n]) if r.get(n) not in (None, "") else None
+        reasons = [json.loads(r["reasons"]) if r.get("reasons") else {} for r in rows]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+        reasons = [json.loads(r["reasons"]) if r.get("reasons") else {} for r in rows]
+    values = np.array([[np.nan if r.get(n) is None else float(r[n]) for n in names] for r in rows],
+                      dtype=float).reshape(len(rows), len(names))
+    return [r["id"] for r in rows], values, reasons
+
+
+def write_parquet(path: Path, journal: Path, score_names: list[str], columns: list[str], metadata=None) -> None:
+    """Rewrite ``path`` as the union of its previous rows and the journal, atomically; the
+    journal is removed only after the new file is in place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    if path.exists():
+        rows += pq.read_table(path).to_pylist()
+    if journal.exists():
+        with open(journal, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    r = json.loads(line)
+                    r["id"] = str(r["id"])
+                    for k in ("reasons", "details"):
+                        if k in r:
+                            r[k] = json.dumps(r[k], ensure_ascii=False)
+                    rows.append(r)
+    # Scores are float64 (null where undefined); every other column is a string, with
+    # non-string passthrough values JSON-encoded, so one schema fits every row.
+    schema = pa.schema([pa.field(c, pa.float64() if c in score_names else pa.string()) for c in columns],
+                       metadata=metadata)
+    for r in rows:
+        for c in columns:
+            if c not in score_names and not isinstance(r.get(c), (str, type(None))):
+                r[c] = json.dumps(r[c], ensure_ascii=False)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    journal.unlink(missing_ok=True)
+
+
+def write_meta(path, meta: dict) -> None:
+    mp = meta_path(path)
+    tmp = mp.with_name(mp.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=str))
+    os.replace(tmp, mp)
