@@ -1,0 +1,155 @@
+"""Score behaviour with the real lite models on real chains (ROSCOE human GSM8K / e-SNLI)."""
+import random
+
+import numpy as np
+import pytest
+
+from roscoe import registry
+from roscoe.metric import ROSCOEMetric
+
+from .conftest import ESNLI_HUMAN, gsm8k_chains, load_jsonl
+
+LITE_SCORES = [n for n in registry.SCORES if registry.SCORES[n].slots[0] not in ("nli", "grammar")]
+
+
+def _set_batch_tokens(scorer, n):
+    for m in scorer.models._loaded.values():
+        m.batch_tokens = n
+
+
+@pytest.fixture(scope="module")
+def base(lite_scorer):
+    chains = gsm8k_chains(10) + [
+        {"id": "one-step", "context": "A man sleeps.", "steps": ["He is asleep."]},
+        {"id": "no-context", "context": "", "steps": ["2 + 2 = 4.", "So 4."], "reference": "4"},
+    ]
+    _set_batch_tokens(lite_scorer, 8192)
+    table = lite_scorer.score(chains, LITE_SCORES)
+    return chains, table
+
+
+def test_batch_size_does_not_change_scores(lite_scorer, base):
+    chains, table = base
+    try:
+        _set_batch_tokens(lite_scorer, 1)  # every text in a batch of its own
+        alone = lite_scorer.score(chains, LITE_SCORES)
+    finally:
+        _set_batch_tokens(lite_scorer, 8192)
+    np.testing.assert_allclose(alone.values, table.values, atol=1e-6, equal_nan=True)
+    assert alone.reasons == table.reasons
+
+
+def test_input_order_and_block_size_do_not_change_scores(lite_scorer, base):
+    chains, table = base
+    order = list(range(len(chains)))
+    random.Random(7).shuffle(order)
+    old = lite_scorer.block_size
+    try:
+        lite_scorer.block_size = 3
+        shuffled = lite_scorer.score([chains[i] for i in order], LITE_SCORES)
+    finally:
+        lite_scorer.block_size = old
+    back = np.empty_like(shuffled.values)
+    back[order] = shuffled.values
+    np.testing.assert_allclose(back, table.values, atol=1e-6, equal_nan=True)
+    assert [shuffled.ids[order.index(i)] for i in range(len(chains))] == table.ids
+
+
+def test_scores_in_documented_range_and_degenerate_reasons(base):
+    chains, table = base
+    for name in LITE_SCORES:
+        col = table[name][:10]
+        assert not np.isnan(col).any(), name
+        assert ((col >= 0) & (col <= 1)).all(), name
+    one = table.ids.index("one-step")
+    assert table.reasons[one]["repetition_step"] == "too_few_steps"
+    assert table.reasons[one]["reasoning_alignment"] == "no_reference"
+    nc = table.ids.index("no-context")
+    assert table.reasons[nc]["faithfulness"] == "empty_context"
+    assert not np.isnan(table["missing_step"][nc])  # needs no context
+
+
+def test_duplicated_step_lowers_repetition(lite_scorer):
+    chains = gsm8k_chains(6)
+    dup = [dict(c, id=f"{c['id']}-dup", steps=c["steps"][:2] + c["steps"][1:]) for c in chains]
+    t = lite_scorer.score(chains + dup, ["repetition_step", "repetition_word"])
+    n = len(chains)
+    for name in ("repetition_step", "repetition_word"):
+        assert (t[name][n:] < t[name][:n]).all(), name
+        assert np.allclose(t[name][n:], 0.0, atol=1e-6)  # an exact copy is maximal repetition
+
+
+def test_unrelated_steps_lower_faithfulness_and_info(lite_scorer):
+    chains = gsm8k_chains(6)
+    esnli = load_jsonl(ESNLI_HUMAN)
+    swapped = [dict(c, id=f"{c['id']}-x", steps=esnli[i]["steps"]) for i, c in enumerate(chains)]
+    t = lite_scorer.score(chains + swapped, ["faithfulness", "informativeness_step"])
+    n = len(chains)
+    for name in ("faithfulness", "informativeness_step"):
+        assert (t[name][n:] < t[name][:n]).all(), name
+
+
+def test_word_shuffled_step_has_higher_perplexity(lite_scorer):
+    chains = gsm8k_chains(6)
+    rng = random.Random(3)
+    shuffled = []
+    for c in chains:
+        steps = list(c["steps"])
+        words = steps[0].split()
+        rng.shuffle(words)
+        steps[0] = " ".join(words)
+        shuffled.append(dict(c, id=f"{c['id']}-shuf", steps=steps))
+    t = lite_scorer.score(chains + shuffled, ["perplexity_step", "perplexity_step_max"], details=True)
+    n = len(chains)
+    assert (t["perplexity_step"][n:] < t["perplexity_step"][:n]).all()
+    for k in range(n):  # the shuffled step itself: PPL up
+        assert t.details[n + k]["step_perplexity"][0] > t.details[k]["step_perplexity"][0]
+
+
+def test_details_name_the_worst_steps(lite_scorer):
+    c = gsm8k_chains(1)[0]
+    # the three worked steps (not the terse "A: 18" line) plus one off-topic step
+    odd = dict(c, steps=c["steps"][:3] + ["The moon landing was filmed in a studio basement."])
+    t = lite_scorer.score([odd], ["faithfulness", "perplexity_step"], details=True)
+    d = t.details[0]
+    assert d["faithfulness_worst_step"] == len(odd["steps"]) - 1
+    assert len(d["step_perplexity"]) == len(odd["steps"])
+    rec = t.records()[0]
+    assert rec["details"] is d and set(rec) >= {"id", "faithfulness", "perplexity_step", "reasons"}
+
+
+def test_unavailable_models_give_nan_with_reason(lite_scorer):
+    t = lite_scorer.score(gsm8k_chains(2), ["coherence_step_vs_step", "grammar_step"])
+    assert np.isnan(t.values).all()
+    assert all(r == {"coherence_step_vs_step": "model_unavailable", "grammar_step": "model_unavailable"}
+               for r in t.reasons)
+
+
+def test_signature_names_models_and_recipe(lite_scorer):
+    sig = str(lite_scorer.signature())
+    for part in ("roscoe:0.1.0", "mode:paper", "emb:all-MiniLM-L6-v2@", "+mean+256", "nli:none",
+                 "lm:SmolLM2-135M-Instruct-Q4_1@", "+bos0", "gram:none", "split:context=punkt", "dtype:fp32"):
+        assert part in sig, part
+    assert "lm:" not in str(lite_scorer.signature("SA"))  # only the slots the scores use
+
+
+def test_metric_adapter_update_compute_reset(lite_scorer, base):
+    chains, table = base
+    m = ROSCOEMetric(["faithfulness", "repetition_step"], scorer=lite_scorer)
+    m.update(chains[:5])
+    m.update(chains[5:])
+    got = m.compute()
+    assert got["n_chains"] == len(chains)
+    for name in ("faithfulness", "repetition_step"):
+        assert got[name] == pytest.approx(float(np.nanmean(table[name])), abs=1e-6)  # batch mix: 1e-6
+    m.reset()
+    assert m.compute()["n_chains"] == 0
+
+
+def test_one_call_score_function():
+    import roscoe
+
+    t = roscoe.score(gsm8k_chains(2), "faithfulness", device="cpu")
+    assert len(t) == 2 and "emb:all-MiniLM-L6-v2" in str(t.signature)
+    df = t.to_pandas()
+    assert list(df.columns) == ["id", "faithfulness", "reasons"]

@@ -1,0 +1,268 @@
+"""The loading paths of the hub presets, exercised with tiny random models built from configs
+in a temp dir: pooling, label indices read from id2label, BOS handling, batching invariance.
+No network: every model here is a local directory."""
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+import transformers  # noqa: E402
+
+from roscoe.models.encoders import GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder  # noqa: E402
+from roscoe.models.lm import CausalLM  # noqa: E402
+from roscoe.models.source import ModelSource, ModelUnavailable, resolve  # noqa: E402
+
+TEXTS = ["A man is sleeping.", "The cat sat on the mat, quietly.", "3 + 4 = 7", "Yes."]
+
+
+def _bert_tokenizer_into(d):
+    from roscoe.models import lite
+
+    src = lite.minilm().path
+    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(src / f, d / f)
+
+
+def _bert_config(**kw):
+    return transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                   intermediate_size=64, max_position_embeddings=128, **kw)
+
+
+def _src(d):
+    return ModelSource(d, d.name, "local")
+
+
+@pytest.fixture
+def bert_dir(tmp_path):
+    torch.manual_seed(0)
+    d = tmp_path / "sup-simcse-tiny"
+    d.mkdir()
+    transformers.BertModel(_bert_config()).save_pretrained(d)
+    _bert_tokenizer_into(d)
+    return d
+
+
+def test_simcse_cls_pooling_uses_the_pooler(bert_dir):
+    emb = SentenceEmbedder(_src(bert_dir), max_length=128)
+    assert (emb.pooling, emb.pooling_from) == ("cls", "SimCSE name rule")
+    got = emb.encode(TEXTS)
+    enc = emb.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(emb.model(**enc).pooler_output, dim=-1)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got.norm(dim=1), torch.ones(len(TEXTS)), atol=1e-5)
+
+
+def test_cls_without_pooler_weights_fails(tmp_path):
+    d = tmp_path / "no-pooler"
+    d.mkdir()
+    transformers.BertModel(_bert_config(), add_pooling_layer=False).save_pretrained(d)
+    _bert_tokenizer_into(d)
+    with pytest.raises(ModelConfigError, match="pooler"):
+        SentenceEmbedder(_src(d), pooling="cls")
+    emb = SentenceEmbedder(_src(d), pooling="cls_before_pooler")  # the CLS state needs no pooler
+    assert emb.encode(TEXTS[:1]).shape == (1, 32)
+
+
+def test_unsup_name_rule_and_sentence_transformers_config(tmp_path, bert_dir):
+    unsup = tmp_path / "unsup-simcse-tiny"
+    shutil.copytree(bert_dir, unsup)
+    assert SentenceEmbedder(_src(unsup)).pooling == "cls_before_pooler"
+    st = tmp_path / "st-tiny"
+    shutil.copytree(bert_dir, st)
+    (st / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling/config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    (st / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 16}))
+    emb = SentenceEmbedder(_src(st))
+    assert (emb.pooling, emb.pooling_from, emb.max_length) == ("mean", "sentence-transformers config", 16)
+    got = emb.encode(TEXTS)
+    enc = emb.tokenizer(TEXTS, padding=True, truncation=True, max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        h = emb.model(**enc).last_hidden_state
+    m = enc["attention_mask"].unsqueeze(-1).float()
+    want = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_token_embedder_drops_special_tokens_both_ways(bert_dir):
+    tok = TokenEmbedder(_src(bert_dir))
+    special = tok.encode(TEXTS, drop="special")
+    ends = tok.encode(TEXTS, drop="ends")
+    for text, a, b in zip(TEXTS, special, ends):
+        n = len(tok.tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert a.shape == (n, 32)
+        assert torch.allclose(a, b)  # [CLS] ... [SEP]: the two rules agree for BERT
+
+
+def _classifier_dir(tmp_path, name, id2label):
+    torch.manual_seed(1)
+    d = tmp_path / name
+    d.mkdir()
+    cfg = _bert_config(num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    transformers.BertForSequenceClassification(cfg).save_pretrained(d)
+    _bert_tokenizer_into(d)
+    return d
+
+
+def test_nli_index_from_id2label_in_any_order(tmp_path):
+    d = _classifier_dir(tmp_path, "nli", {0: "CONTRADICTION", 1: "neutral", 2: "entailment"})
+    nli = NLIClassifier(_src(d))
+    assert (nli.index, nli.index_from) == (0, "id2label")
+    pairs = [("A man is sleeping.", "A man is awake."), ("It rains.", "It is wet outside.")]
+    got = nli.p_contradiction(pairs)
+    enc = nli.tokenizer([p for p, _ in pairs], [h for _, h in pairs], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = torch.softmax(nli.model(**enc).logits, -1)[:, 0]
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_nli_generic_labels_need_an_index_and_two_way_is_refused(tmp_path):
+    d = _classifier_dir(tmp_path, "generic", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    with pytest.raises(ModelConfigError, match="contradiction"):
+        NLIClassifier(_src(d))
+    assert NLIClassifier(_src(d), contradiction_index=2).index_from == "explicit"
+    d2 = _classifier_dir(tmp_path, "two", {0: "entailment", 1: "not_entailment"})
+    with pytest.raises(ModelConfigError, match="3-way"):
+        NLIClassifier(_src(d2))
+
+
+def test_grammar_index_resolution(tmp_path):
+    generic = _classifier_dir(tmp_path, "cola-generic", {0: "LABEL_0", 1: "LABEL_1"})
+    with pytest.raises(ModelConfigError, match="acceptable"):
+        GrammarClassifier(_src(generic))
+    g = GrammarClassifier(_src(generic), preset_index=0)
+    assert (g.index, g.index_from) == (0, "preset")
+    assert GrammarClassifier(_src(generic), acceptable_index=1, preset_index=0).index == 1
+    named = _classifier_dir(tmp_path, "cola-named", {0: "unacceptable", 1: "acceptable"})
+    g2 = GrammarClassifier(_src(named))
+    assert (g2.index, g2.index_from) == (1, "id2label")
+    p = g2.p_acceptable(TEXTS)
+    assert p.shape == (4,) and bool(((p > 0) & (p < 1)).all())
+
+
+# ------------------------------------------------------------------ causal LM
+
+
+def _byte_bpe_tokenizer(d, *, bos=True, eos=True):
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(TEXTS * 3, trainer)
+    kw = {}
+    if bos:
+        kw["bos_token"] = "<|endoftext|>"
+    if eos:
+        kw["eos_token"] = "<|endoftext|>"
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, **kw)
+    fast.save_pretrained(d)
+    return fast
+
+
+@pytest.fixture
+def gpt2_dir(tmp_path):
+    torch.manual_seed(2)
+    d = tmp_path / "gpt2-tiny"
+    d.mkdir()
+    tok = _byte_bpe_tokenizer(d)
+    cfg = transformers.GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(d)
+    return d
+
+
+def _manual_nll(lm, text):
+    ids = [lm.bos_id] + lm.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        logits = lm.model(x).logits[0, :-1].float()
+    return float(torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="sum")), len(ids) - 1
+
+
+def test_lm_nll_matches_manual_and_batching(gpt2_dir):
+    lm = CausalLM(_src(gpt2_dir))
+    assert (lm.bos_id, lm.bos_from, lm.window) == (0, "tokenizer bos", 64)
+    sums, counts = lm.nll(TEXTS)
+    for i, text in enumerate(TEXTS):
+        s, n = _manual_nll(lm, text)
+        assert int(counts[i]) == n
+        assert float(sums[i]) == pytest.approx(s, rel=1e-5)
+    lm.batch_tokens = 1  # one text per batch: padding must not change anything
+    sums1, counts1 = lm.nll(TEXTS)
+    assert torch.equal(counts, counts1)
+    assert torch.allclose(sums, sums1, rtol=1e-5)
+
+
+def test_lm_special_token_text_stays_text(gpt2_dir):
+    lm = CausalLM(_src(gpt2_dir))
+    ids = lm._ids(["a <|endoftext|> b"])[0]
+    assert ids[0] == lm.bos_id and lm.bos_id not in ids[1:]
+
+
+def test_lm_bos_fallbacks(tmp_path):
+    d = tmp_path / "no-bos"
+    d.mkdir()
+    tok = _byte_bpe_tokenizer(d, bos=False)
+    cfg = transformers.GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(d)
+    lm = CausalLM(_src(d))
+    assert (lm.bos_id, lm.bos_from) == (tok.eos_token_id, "tokenizer eos")
+    assert CausalLM(_src(d), bos_id=5).bos_from == "preset"
+    d2 = tmp_path / "neither"
+    d2.mkdir()
+    _byte_bpe_tokenizer(d2, bos=False, eos=False)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(d2)
+    with pytest.raises(ModelConfigError, match="neither BOS nor EOS"):
+        CausalLM(_src(d2))
+
+
+def test_lm_sliding_window(gpt2_dir):
+    lm = CausalLM(_src(gpt2_dir))
+    text = " ".join(TEXTS * 2)
+    s_full, n_full = lm.nll([text])
+    seq = lm._ids([text])[0]
+    assert len(seq) <= lm.window
+    # one window covering everything is exactly the single pass
+    assert lm._sliding(seq)[0] == pytest.approx(float(s_full[0]), rel=1e-5)
+    lm.window = 8  # force striding: every token is still scored exactly once
+    s_win, n_win = lm.nll([text])
+    assert int(n_win[0]) == int(n_full[0]) == len(seq) - 1
+    assert math.isfinite(float(s_win[0])) and float(s_win[0]) != pytest.approx(float(s_full[0]), rel=1e-6)
+    assert lm.stats.truncated == 1
+
+
+# ------------------------------------------------------------------ sources and presets
+
+
+def test_hub_ids_are_not_fetched_unless_allowed(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelUnavailable, match="downloads are off"):
+        resolve("roscoe-test/does-not-exist", allow_hub=False)
+
+
+def test_parlai_preset_with_local_tiny_models_scores_everything(tmp_path, bert_dir, gpt2_dir):
+    from roscoe import Scorer
+
+    nli = _classifier_dir(tmp_path, "nli", {0: "entailment", 1: "neutral", 2: "contradiction"})
+    cola = _classifier_dir(tmp_path, "cola", {0: "acceptable", 1: "unacceptable"})
+    chains = [{"id": "a", "context": "Tom has 3 apples. He buys 4 more.", "steps": ["3 + 4 = 7.", "Tom has 7 apples."],
+               "reference": "3 + 4 = 7. So 7."}]
+    for mode in ("paper", "parlai"):
+        sc = Scorer("parlai", mode=mode, device="cpu", embedder=str(bert_dir), token=str(bert_dir), nli=str(nli),
+                    lm=str(gpt2_dir), grammar=str(cola))
+        table = sc.score(chains)
+        assert not table.reasons[0], table.reasons[0]
+        for name in table.names:
+            assert 0.0 <= table[name][0] <= 1.0, name
+        sig = str(sc.signature())
+        assert f"mode:{mode}" in sig and "nli:nli@" in sig and "+con2(id2label)" in sig and "+acc0(id2label)" in sig
