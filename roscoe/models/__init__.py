@@ -9,7 +9,7 @@ from ..registry import EMBEDDER, GRAMMAR, LM, NLI, SLOTS, TOKEN
 from . import lite
 from .encoders import GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder
 from .lm import CausalLM
-from .presets import LITE_MINILM, LITE_SMOLLM, PRESETS, Preset, SlotSpec, get as get_preset
+from .presets import LITE_GRAMMAR, LITE_MINILM, LITE_NLI, LITE_SMOLLM, PRESETS, Preset, SlotSpec, get as get_preset
 from .source import ModelSource, ModelUnavailable, resolve
 
 # Default token budgets per batch (rows x padded length), chosen for a 2-core CPU; a GPU
@@ -45,10 +45,17 @@ DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp
 
 
 def source_for(spec: SlotSpec, *, allow_hub: bool) -> ModelSource:
+    from .encoders import _quiet_transformers
+
+    _quiet_transformers()
     if spec.model == LITE_MINILM:
         return lite.minilm()
     if spec.model == LITE_SMOLLM:
         return lite.smollm2()
+    if spec.model == LITE_NLI:
+        return lite.shipped("nli")
+    if spec.model == LITE_GRAMMAR:
+        return lite.shipped("grammar")
     return resolve(spec.model, allow_hub=allow_hub, revision=spec.options.get("revision"))
 
 

