@@ -68,13 +68,116 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="paper", choices=["paper", "parlai"])
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", action="store_true")
+    c = sub.add_parser("correlate", help="correlate a scored file with human labels (Somers' D and friends)")
+    c.add_argument("--scores", required=True, dest="scored", help="scored file (.jsonl, .csv, .parquet)")
+    c.add_argument("--labels", required=True, help="labels (.jsonl or .csv) with an id column")
+    c.add_argument("--on", default="id", help="the id column of both files (default id)")
+    c.add_argument("--label-columns", default="", help="comma-separated label columns (default: all but the id)")
+    c.add_argument("--score-columns", default="", help="comma-separated score columns (default: every numeric one)")
+    _stats_args(c)
+    c.add_argument("-o", "--out-dir", default=None, help="write cells CSV, Markdown and LaTeX tables here")
+    e = sub.add_parser("meta-eval", help="score a bundled human-labelled set and correlate: tables, plots, report")
+    e.add_argument("benchmarks", nargs="+", help="roscoe-human-gsm8k, roscoe-human-esnli, mr-ben-<subject>, champ, "
+                                                 "eobqa")
+    e.add_argument("--preset", default="lite")
+    e.add_argument("--mode", default="paper", choices=["paper", "parlai"])
+    e.add_argument("--scores", default="all")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    e.add_argument("--limit", type=int, default=0, help="only the first N chains of each set")
+    e.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")
+    _stats_args(e)
+    e.add_argument("-o", "--out-dir", default="meta-eval", help="output directory (default meta-eval/)")
     m = sub.add_parser("models", help="list each model slot of a preset: model, source, size, hash")
     m.add_argument("--preset", default="lite")
     m.add_argument("--json", action="store_true")
     return parser
 
 
+def _stats_args(p):
+    p.add_argument("--methods", default="all",
+                   help="comma-separated: somers_d, kendall_tau_b, spearman, pearson, or all (default)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _methods(text: str):
+    from human_eval.stats import METHODS
+
+    methods = METHODS if text == "all" else tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UsageError(f"unknown method(s) {', '.join(bad)}; expected {', '.join(METHODS)} or all")
+    return methods
+
+
 # ---------------------------------------------------------------------------- commands
+
+
+def cmd_correlate(args) -> int:
+    from human_eval import loaders, pipeline
+    from human_eval.stats import correlate
+    from human_eval.tables import Table, cells_csv
+
+    for p in (args.scored, args.labels):
+        if not Path(p).is_file():
+            raise UsageError(f"{p}: no such file")
+    methods = _methods(args.methods)
+    rows = pipeline.read_rows(args.scored, on=args.on)
+    label_ids, labels = loaders.load_labels(args.labels, on=args.on,
+                                            columns=[c for c in args.label_columns.split(",") if c] or None)
+    names = [c for c in args.score_columns.split(",") if c] or None
+    scores, labels, counts = pipeline.join(rows, label_ids, labels, names, on=args.on)
+    if not counts["joined"]:
+        raise UsageError(f"no id of {args.scored} is in {args.labels} (joined on {args.on!r})")
+    cells = correlate(scores, labels, methods, n_boot=args.n_boot, seed=args.seed)
+    print(f"joined {counts['joined']} of {counts['scored']} scored and {counts['labelled']} labelled rows on {args.on!r}")
+    for m in methods:
+        print(f"\n## {m}\n")
+        print(Table(cells, method=m).markdown())
+    if args.out_dir:
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cells.csv").write_text(cells_csv(cells))
+        (out / "table.md").write_text(Table(cells).markdown())
+        (out / "table.tex").write_text(Table(cells).latex())
+        print(f"wrote {out}/cells.csv, table.md, table.tex")
+    return EXIT_OK
+
+
+def cmd_meta_eval(args) -> int:
+    from human_eval import pipeline
+    from human_eval.tables import summary_markdown
+
+    from .scorer import Scorer
+
+    methods = _methods(args.methods)
+    for name in args.benchmarks:
+        if name not in pipeline.BENCHMARKS:
+            raise UsageError(f"unknown benchmark {name!r}; expected one of {', '.join(pipeline.BENCHMARKS)}")
+    scorer = Scorer(args.preset, mode=args.mode, device=args.device, dtype=args.dtype)
+    out = Path(args.out_dir)
+    summaries, rows = {}, None
+    for name in args.benchmarks:
+        labelled = pipeline.load_benchmark(name)
+        if args.limit:
+            labelled = labelled.head(args.limit)
+        result = pipeline.run(labelled, scorer, scores=args.scores, methods=methods, n_boot=args.n_boot,
+                              seed=args.seed)
+        paths = pipeline.write_outputs(result, out, report=not args.no_report)
+        table = result.table()
+        print(f"# {name}: {result.n_chains} chains ({result.seconds})\n")
+        print(table.markdown())
+        summaries[name] = table.summary()
+        rows = rows or list(summaries[name])
+        print("wrote " + ", ".join(str(p) for p in paths.values()) + "\n")
+    if len(summaries) > 1:
+        text = summary_markdown(summaries, rows)
+        (out / "summary.md").write_text(text)
+        print("# per-dataset summary (max significant D over the error columns)\n\n" + text)
+    print(f"signature: {scorer.signature(args.scores)}")
+    return EXIT_OK
+
 
 
 def cmd_scores(args) -> int:
@@ -287,6 +390,10 @@ def main(argv=None) -> int:
             return cmd_scores(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "correlate":
+            return cmd_correlate(args)
+        if args.command == "meta-eval":
+            return cmd_meta_eval(args)
     except (UsageError, registry.UnknownScoreError, ValueError) as err:
         print(f"roscoe {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,244 @@
+"""Human-judgment sets as (chains in the scoring input format, chain labels, step labels).
+
+Label convention everywhere: 1.0 = good, 0.0 = error, NaN = not judged; Likert labels keep
+their values (higher = better).  ``any_<X>`` is the minimum over a chain's steps, ignoring NaN.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+NAN = math.nan
+
+# ROSCOE step questions (shared-data names) -> the paper's table columns.  All are "is this
+# error present?" questions, so "yes" -> 0.0 (bad).
+ROSCOE_STEP = {"grammar": "GRAM", "factuality": "FACT", "hallucination": "HALL", "redundancy": "RED",
+               "repetition": "REP", "logic": "LOGIC", "commonsense": "COMMON", "arithmetic": "MATH",
+               "final_answer_wrong": "FINAL"}
+PAPER_COLUMNS = ("QUAL", "COH", "MISS", "GRAM", "FACT", "HALL", "RED", "REP", "LOGIC", "COMMON", "MATH")
+STEP_ERROR_COLUMNS = ("GRAM", "FACT", "HALL", "RED", "REP", "LOGIC", "COMMON", "MATH")
+
+
+@dataclass
+class LabelledSet:
+    name: str
+    chains: list[dict]                      # id, context, steps, reference?
+    labels: dict[str, np.ndarray]           # chain-level, aligned with chains
+    step_labels: dict[str, list[list[float]]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # label -> "binary" | "likert"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list:
+        return [c["id"] for c in self.chains]
+
+    def __len__(self):
+        return len(self.chains)
+
+    def head(self, n: int) -> "LabelledSet":
+        return LabelledSet(self.name, self.chains[:n], {k: v[:n] for k, v in self.labels.items()},
+                           {k: v[:n] for k, v in self.step_labels.items()}, dict(self.kinds), list(self.notes))
+
+
+def yes_no(value, *, negative: bool = True) -> float:
+    """'yes' on an error question -> 0.0 (bad), 'no' -> 1.0; other text -> float (Likert);
+    empty -> NaN.  ``negative=False`` flips it for positive questions."""
+    if value is None:
+        return NAN
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    v = str(value).strip().lower()
+    if v == "":
+        return NAN
+    if v in ("yes", "no"):
+        bad = v == "yes" if negative else v == "no"
+        return 0.0 if bad else 1.0
+    return float(v)
+
+
+def nanmin(values) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return min(vals) if vals else NAN
+
+
+def _any(step_rows: list[list[float]]) -> np.ndarray:
+    return np.array([nanmin(r) for r in step_rows], dtype=float)
+
+
+# ---------------------------------------------------------------------------- ROSCOE
+
+
+def load_roscoe_human(path) -> LabelledSet:
+    """The ROSCOE expert annotations (GSM8K or e-SNLI in the shared one-chain-a-line layout).
+
+    Context: GSM8K question; otherwise premise + " " + hypothesis, as the reference did.
+    Steps: the annotator's steps, so step labels align.  Reference: GSM8K's solution."""
+    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    chains, chain_lab, steps_lab = [], {k: [] for k in ("QUAL", "COH", "MISS", "CONTRADICTION")}, {}
+    for col in ROSCOE_STEP.values():
+        steps_lab[col] = []
+    for r in rows:
+        ctx = r["question"] if r["dataset"] == "gsm8k" else f"{r['question']} {r['hypothesis']}"
+        chain = {"id": r["id"], "context": ctx, "steps": list(r["steps"])}
+        if r.get("reference_solution"):
+            chain["reference"] = r["reference_solution"]
+        chains.append(chain)
+        cl = r.get("chain_labels") or {}
+        chain_lab["QUAL"].append(yes_no(cl.get("overall_quality")))
+        chain_lab["COH"].append(yes_no(cl.get("coherency")))
+        chain_lab["MISS"].append(yes_no(cl.get("missing_steps")))
+        chain_lab["CONTRADICTION"].append(yes_no(cl.get("contradiction")))
+        sl = r.get("step_labels") or [{} for _ in r["steps"]]
+        n = len(sl)
+        for key, col in ROSCOE_STEP.items():
+            vals = [yes_no(s.get(key)) for s in sl]
+            if key == "final_answer_wrong":  # only the last step states the final answer
+                vals = [NAN] * (n - 1) + vals[-1:] if n else []
+            steps_lab[col].append(vals)
+    labels = {k: np.array(v, dtype=float) for k, v in chain_lab.items()}
+    for col in STEP_ERROR_COLUMNS:
+        labels[col] = _any(steps_lab[col])
+    any_step = _any([[v for col in ROSCOE_STEP.values() for v in steps_lab[col][i]] for i in range(len(rows))])
+    labels["ANY_STEP_ISSUE"] = any_step
+    labels["ANY_ERROR"] = np.array([nanmin([labels["MISS"][i], labels["CONTRADICTION"][i], any_step[i]])
+                                    for i in range(len(rows))])
+    kinds = {k: ("likert" if k in ("QUAL", "COH") else "binary") for k in labels}
+    name = f"roscoe-human-{rows[0]['dataset']}" if rows else "roscoe-human"
+    return LabelledSet(name, chains, labels, steps_lab, kinds)
+
+
+# ---------------------------------------------------------------------------- MR-BEN
+
+_STEP_PREFIX = re.compile(r"^\s*Step\s*\d+\s*[:.)-]\s*", re.IGNORECASE)
+
+
+def _first_error_rows(n_steps: int, first_error: int | None) -> list[float]:
+    """1.0 before the first wrong step, 0.0 on it, NaN after (nobody judged those)."""
+    if first_error is None:
+        return [1.0] * n_steps
+    return [1.0 if k < first_error else (0.0 if k == first_error else NAN) for k in range(n_steps)]
+
+
+def load_mr_ben(path) -> LabelledSet:
+    """MR-BEN solutions: correctness and the first error step (1-based, or N/A).
+
+    Context: the question plus its options; steps: the model's steps without "Step N:"."""
+    data = json.load(open(path, encoding="utf-8"))
+    chains, correct, step_ok = [], [], []
+    for qid, sols in data.items():
+        for k, s in enumerate(sols):
+            raw = s["Model_Solution_Steps"]
+            raw = ast.literal_eval(raw) if isinstance(raw, str) else raw  # a list, or its repr in some files
+            steps = [_STEP_PREFIX.sub("", str(x)).strip() for x in raw]
+            steps = [x for x in steps if x]
+            ctx = s["Question"] + (f"\n{s['Options']}" if s.get("Options") else "")
+            chains.append({"id": f"{qid}#{k}", "context": ctx, "steps": steps, "model": s.get("Sampled_Model")})
+            correct.append(1.0 if s["Model_Solution_Correctness"].strip().lower() == "correct" else 0.0)
+            fe = str(s.get("Model_Solution_First_Error_Step", "N/A")).strip()
+            first = int(fe) - 1 if fe.isdigit() else None
+            step_ok.append(_first_error_rows(len(steps), first if first is None or first < len(steps) else None))
+    labels = {"CORRECT": np.array(correct), "NO_ERROR_STEP": _any(step_ok)}
+    return LabelledSet(f"mr-ben-{Path(path).stem}", chains, labels, {"STEP_OK": step_ok},
+                       {"CORRECT": "binary", "NO_ERROR_STEP": "binary"})
+
+
+# ---------------------------------------------------------------------------- CHAMP
+
+
+def split_with_offsets(text: str) -> list[tuple[str, int]]:
+    """punkt+newline steps of ``text`` with the character offset where each starts."""
+    from roscoe import splitters
+
+    out, cursor = [], 0
+    for piece in splitters.get("punkt+newline")(text):
+        piece = piece.strip()
+        if not piece:
+            continue
+        at = text.find(piece, cursor)
+        if at < 0:
+            at = cursor
+        out.append((piece, at))
+        cursor = at + len(piece)
+    return out
+
+
+def load_champ(path) -> LabelledSet:
+    """CHAMP competition-math solutions with the first wrong step as a character span."""
+    chains, correct, step_ok = [], [], []
+    for line in open(path, encoding="utf-8"):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        pieces = split_with_offsets(r["model_solution"])
+        steps = [p for p, _ in pieces]
+        span = r.get("first_wrong_step_char_span")
+        first = None
+        if span:
+            start = json.loads(span)[0] if isinstance(span, str) else span[0]
+            starts = [o for _, o in pieces]
+            first = max([k for k, o in enumerate(starts) if o <= start] or [0])
+        chains.append({"id": r["id"], "context": r["problem"], "steps": steps})
+        correct.append(0.0 if span else 1.0)
+        step_ok.append(_first_error_rows(len(steps), first))
+    return LabelledSet("champ", chains, {"NO_WRONG_STEP": np.array(correct)}, {"STEP_OK": step_ok},
+                       {"NO_WRONG_STEP": "binary"})
+
+
+# ---------------------------------------------------------------------------- eOBQA
+
+EOBQA_INVALID = {"no", "fact1", "fact2", "fact12", "bad-answer"}
+
+
+def load_eobqa(path) -> LabelledSet:
+    """eOBQA two-fact chains with crowd validity votes.
+
+    Context: the question stem + " " + the answer (the chain must explain the answer);
+    steps: fact 1 and fact 2.  VALID: the majority label ("yes" -> 1, a named fault -> 0,
+    "?" -> NaN); YES_SHARE: the share of individual "yes" votes."""
+    chains, valid, share = [], [], []
+    with open(path, encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            chains.append({"id": f"{r['QID']}-{r['Chain#']}", "context": f"{r['Question']} {r['Answer']}",
+                           "steps": [r["Fact1"], r["Fact2"]]})
+            turk = r["Turk"].strip().lower()
+            valid.append(1.0 if turk == "yes" else 0.0 if turk in EOBQA_INVALID else NAN)
+            votes = r["Turks"].split()
+            share.append(sum(v == "yes" for v in votes) / len(votes) if votes else NAN)
+    return LabelledSet("eobqa", chains, {"VALID": np.array(valid), "YES_SHARE": np.array(share)}, {},
+                       {"VALID": "binary", "YES_SHARE": "likert"})
+
+
+# ---------------------------------------------------------------------------- generic
+
+
+def load_labels(path, *, on: str = "id", columns=None) -> tuple[list, dict[str, np.ndarray]]:
+    """Ids and label columns from a JSONL or CSV file.  Values: numbers, or yes/no (yes = an
+    error = 0.0).  ``columns`` defaults to every column but ``on``."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    if any(on not in r for r in rows):
+        raise ValueError(f"{path}: some rows have no {on!r} field")
+    columns = list(columns or [k for k in rows[0] if k != on])
+    labels = {}
+    for c in columns:
+        vals = []
+        for line, r in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
+            try:
+                vals.append(yes_no(r.get(c)))
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}:{line}: field {c!r}: {r.get(c)!r} is not a number or yes/no") from None
+        labels[c] = np.array(vals, dtype=float)
+    return [r[on] for r in rows], labels
