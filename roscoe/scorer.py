@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import __version__, registry, splitters
+from .cache import DEFAULT_SIZES, LRU
 from .chains import DEFAULT_SPLITTERS, Chain, coerce
 from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
 from .models import DTYPE_NAMES, ModelSet
@@ -23,13 +24,16 @@ _SIG_KEYS = {EMBEDDER: "emb", TOKEN: "tok", NLI: "nli", LM: "lm", GRAMMAR: "gram
 class Scorer:
     """Loads models once (lazily, only those the requested scores need) and scores chains.
 
+    Model outputs are kept in a bounded LRU cache per slot (``cache_size``: items per slot,
+    0 to turn it off), so texts repeated across blocks or calls are computed once.
+
     >>> scorer = Scorer(preset="lite")                      # doctest: +SKIP
     >>> table = scorer.score([{"id": 1, "context": "...", "steps": ["...", "..."]}])  # doctest: +SKIP
     """
 
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
-                 **model_overrides):
+                 cache_size=None, **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
@@ -38,6 +42,9 @@ class Scorer:
         self.block_size = int(block_size)
         self.split = {**DEFAULT_SPLITTERS, **(split or {})}
         self.timings: dict[str, float] = {}
+        sizes = {**DEFAULT_SIZES, **({s: cache_size for s in DEFAULT_SIZES} if isinstance(cache_size, int)
+                                     else (cache_size or {}))}
+        self.caches = {slot: LRU(n) for slot, n in sizes.items()}
 
     # ------------------------------------------------------------------ public API
 
@@ -78,6 +85,13 @@ class Scorer:
         f["tf"] = transformers.__version__
         return Signature(f)
 
+    def clear_cache(self) -> None:
+        for slot, cache in self.caches.items():
+            self.caches[slot] = LRU(cache.max_items)
+
+    def cache_stats(self) -> dict:
+        return {slot: c.stats() for slot, c in self.caches.items()}
+
     # ------------------------------------------------------------------ one block
 
     def score_block(self, chains: list[Chain], names, *, details=False) -> ScoreTable:
@@ -114,29 +128,48 @@ class Scorer:
         return value, reason
 
     def _run_models(self, plan: Plan, needs: Needs) -> dict:
+        """One pass per model over the block's unique work, minus what the cache already has."""
         out = {}
+        c = self.caches
         if len(plan.sentences):
             t0 = time.perf_counter()
-            out["sent"] = self.models.get(EMBEDDER).encode(plan.sentences.items).double()
+            emb = self.models.get(EMBEDDER)
+            rows = c[EMBEDDER].lookup(plan.sentences.items, lambda texts: list(emb.encode(texts)))
+            out["sent"] = torch.stack(rows).double()
             self._tick("embed", t0)
         if len(plan.tokens):
             t0 = time.perf_counter()
             drop = "ends" if self.mode == PARLAI else "special"
-            out["tok"] = [t.double() for t in self.models.get(TOKEN).encode(plan.tokens.items, drop=drop)]
+            tok = self.models.get(TOKEN)
+            keys = [(t, drop) for t in plan.tokens.items]
+            mats = c[TOKEN].lookup(keys, lambda ks: tok.encode([t for t, _ in ks], drop=drop))
+            out["tok"] = [m.double() for m in mats]
             self._tick("token_embed", t0)
         if len(plan.pairs):
             t0 = time.perf_counter()
-            out["con"] = self.models.get(NLI).p_contradiction(plan.pairs.items).double()
+            nli = self.models.get(NLI)
+            out["con"] = torch.tensor(c[NLI].lookup(plan.pairs.items, lambda ps: nli.p_contradiction(ps).tolist()),
+                                      dtype=torch.float64)
             self._tick("nli", t0)
         if len(plan.lm_texts):
             t0 = time.perf_counter()
-            s, n = self.models.get(LM).nll(plan.lm_texts.items)
+            lm = self.models.get(LM)
+
+            def nll(texts):
+                s, n = lm.nll(texts)
+                return list(zip(s.tolist(), n.tolist()))
+
+            pairs = c[LM].lookup(plan.lm_texts.items, nll)
+            s = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
+            n = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
             out["ppl"] = torch.exp(s / n.clamp(min=1).double())
             out["lm_n"] = n
             self._tick("lm", t0)
         if len(plan.grammar_texts):
             t0 = time.perf_counter()
-            out["acc"] = self.models.get(GRAMMAR).p_acceptable(plan.grammar_texts.items).double()
+            gram = self.models.get(GRAMMAR)
+            out["acc"] = torch.tensor(c[GRAMMAR].lookup(plan.grammar_texts.items,
+                                                        lambda ts: gram.p_acceptable(ts).tolist()), dtype=torch.float64)
             self._tick("grammar", t0)
         return out
 

@@ -46,3 +46,46 @@ def test_backoff_reraises_other_errors_and_single_item_oom():
 
     with pytest.raises(torch.OutOfMemoryError):
         run_with_backoff([1], oom)
+
+
+def test_lru_cache_bounds_and_order():
+    from roscoe.cache import LRU
+
+    calls = []
+
+    def compute(keys):
+        calls.append(list(keys))
+        return [k.upper() for k in keys]
+
+    c = LRU(3)
+    assert c.lookup(["a", "b", "a"], compute) == ["A", "B", "A"]  # a duplicate in one call is computed twice
+    assert c.lookup(["b", "c", "d"], compute) == ["B", "C", "D"]
+    assert calls[-1] == ["c", "d"] and len(c) == 3
+    c.lookup(["a"], compute)  # "a" was evicted (least recently used)
+    assert calls[-1] == ["a"]
+    assert c.stats() == {"items": 3, "hits": 1, "misses": 6}  # only "b" in the second call hit
+    off = LRU(0)
+    off.lookup(["x"], compute)
+    off.lookup(["x"], compute)
+    assert len(off) == 0 and calls[-1] == ["x"] and calls[-2] == ["x"]
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_run_batches_prefetch_and_backoff(prefetch):
+    from roscoe.models.batching import run_batches
+
+    collated, computed = [], []
+
+    def collate(idx):
+        collated.append(list(idx))
+        return [i * 10 for i in idx]
+
+    def compute(idx, batch):
+        if len(idx) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        assert batch == [i * 10 for i in idx]  # the prepared batch belongs to these items
+        computed.extend(idx)
+
+    run_batches([[0, 1, 2, 3], [4], [5, 6]], collate, compute, prefetch=prefetch)
+    assert sorted(computed) == list(range(7))
+    assert [0, 1] in collated and [2, 3] in collated  # halves are re-collated

@@ -32,6 +32,7 @@ def test_batch_size_does_not_change_scores(lite_scorer, base):
     chains, table = base
     try:
         _set_batch_tokens(lite_scorer, 1)  # every text in a batch of its own
+        lite_scorer.clear_cache()  # recompute everything rather than reuse the first pass
         alone = lite_scorer.score(chains, LITE_SCORES)
     finally:
         _set_batch_tokens(lite_scorer, 8192)
@@ -46,6 +47,7 @@ def test_input_order_and_block_size_do_not_change_scores(lite_scorer, base):
     old = lite_scorer.block_size
     try:
         lite_scorer.block_size = 3
+        lite_scorer.clear_cache()
         shuffled = lite_scorer.score([chains[i] for i in order], LITE_SCORES)
     finally:
         lite_scorer.block_size = old
@@ -53,6 +55,18 @@ def test_input_order_and_block_size_do_not_change_scores(lite_scorer, base):
     back[order] = shuffled.values
     np.testing.assert_allclose(back, table.values, atol=1e-6, equal_nan=True)
     assert [shuffled.ids[order.index(i)] for i in range(len(chains))] == table.ids
+
+
+def test_cache_reuses_outputs_across_calls(lite_scorer, base):
+    chains, table = base
+    lite_scorer.clear_cache()
+    first = lite_scorer.score(chains[:4], ["faithfulness", "perplexity_step"])
+    misses = lite_scorer.cache_stats()["embedder"]["misses"]
+    again = lite_scorer.score(chains[:4], ["faithfulness", "perplexity_step"])
+    stats = lite_scorer.cache_stats()
+    assert stats["embedder"]["misses"] == misses and stats["embedder"]["hits"] >= misses
+    assert stats["lm"]["hits"] > 0
+    np.testing.assert_array_equal(first.values, again.values)
 
 
 def test_scores_in_documented_range_and_degenerate_reasons(base):
@@ -119,16 +133,27 @@ def test_details_name_the_worst_steps(lite_scorer):
 
 
 def test_unavailable_models_give_nan_with_reason(lite_scorer):
-    t = lite_scorer.score(gsm8k_chains(2), ["coherence_step_vs_step", "grammar_step"])
-    assert np.isnan(t.values).all()
+    from dataclasses import replace
+
+    from roscoe import Scorer
+    from roscoe.models import ModelSet, SlotSpec, get_preset
+
+    lite = get_preset("lite")
+    partial = replace(lite, name="lite-partial", slots={**lite.slots, "nli": SlotSpec(None), "grammar": SlotSpec(None)})
+    scorer = Scorer(models=ModelSet(partial, device="cpu"))
+    t = scorer.score(gsm8k_chains(2), ["coherence_step_vs_step", "grammar_step", "faithfulness"])
+    assert np.isnan(t.values[:, :2]).all() and not np.isnan(t.values[:, 2]).any()
     assert all(r == {"coherence_step_vs_step": "model_unavailable", "grammar_step": "model_unavailable"}
                for r in t.reasons)
+    assert "nli:none" in str(scorer.signature()) and "gram:none" in str(scorer.signature())
+    assert "nli" not in scorer.models._loaded  # nothing loads for a slot the preset lacks
 
 
 def test_signature_names_models_and_recipe(lite_scorer):
     sig = str(lite_scorer.signature())
-    for part in ("roscoe:0.1.0", "mode:paper", "emb:all-MiniLM-L6-v2@", "+mean+256", "nli:none",
-                 "lm:SmolLM2-135M-Instruct-Q4_1@", "+bos0", "gram:none", "split:context=punkt", "dtype:fp32"):
+    for part in ("roscoe:0.1.0", "mode:paper", "emb:all-MiniLM-L6-v2@", "+mean+256", "nli:roscoe-lite-nli@",
+                 "lm:SmolLM2-135M-Instruct-Q4_1@", "+bos0", "gram:roscoe-lite-cola@", "split:context=punkt",
+                 "dtype:fp32"):
         assert part in sig, part
     assert "lm:" not in str(lite_scorer.signature("SA"))  # only the slots the scores use
 

@@ -53,3 +53,30 @@ def run_with_backoff(batch: list[int], fn: Callable[[list[int]], None]) -> None:
         half = len(batch) // 2
         run_with_backoff(batch[:half], fn)
         run_with_backoff(batch[half:], fn)
+
+
+def run_batches(batches: list[list[int]], collate: Callable, compute: Callable, *, prefetch: bool) -> None:
+    """``compute(idx, collate(idx))`` for every batch.  With ``prefetch`` (a GPU run) the next
+    batch is collated on a background thread while the device works on this one, so
+    host-side padding and copies overlap with the kernels.  Out-of-memory halves a batch and
+    re-collates the halves."""
+
+    def run(idx, ready=None):
+        def attempt(sub):
+            compute(sub, ready if (ready is not None and sub is idx) else collate(sub))
+
+        run_with_backoff(idx, attempt)
+
+    if not prefetch or len(batches) < 2:
+        for idx in batches:
+            run(idx)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(collate, batches[0])
+        for k, idx in enumerate(batches):
+            ready = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(collate, batches[k + 1])
+            run(idx, ready)

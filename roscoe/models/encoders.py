@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .batching import run_with_backoff, token_batches
+from .batching import run_batches, token_batches
 from .source import ModelSource
 
 
@@ -77,20 +77,28 @@ class _Encoder:
         return enc, lengths
 
     def _batches(self, enc, lengths, fn):
-        """Call ``fn(idx, batch_inputs, attention_mask)`` on each padded, sorted batch."""
+        """Call ``fn(idx, batch)`` on each right-padded, length-sorted, token-budgeted batch."""
         t0 = time.perf_counter()
         keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+        pad_id = self.tokenizer.pad_token_id or 0
+        cuda = self.device.type == "cuda"
 
-        def run(idx):
-            feats = [{k: enc[k][i] for k in keys} for i in idx]
-            batch = self.tokenizer.pad(feats, return_tensors="pt")
-            batch = {k: v.to(self.device) for k, v in batch.items()}
+        def collate(idx):
+            width = max(lengths[i] for i in idx)
+            batch = {}
+            for k in keys:
+                t = torch.full((len(idx), width), pad_id if k == "input_ids" else 0, dtype=torch.long)
+                for r, i in enumerate(idx):
+                    t[r, : lengths[i]] = torch.as_tensor(enc[k][i])
+                batch[k] = t.pin_memory().to(self.device, non_blocking=True) if cuda else t
+            return batch
+
+        def compute(idx, batch):
             with torch.inference_mode():
                 fn(idx, batch)
             self.stats.batches += 1
 
-        for idx in token_batches(lengths, self.batch_tokens):
-            run_with_backoff(idx, run)
+        run_batches(token_batches(lengths, self.batch_tokens), collate, compute, prefetch=cuda)
         self.stats.seconds += time.perf_counter() - t0
 
     def describe(self) -> dict:

@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from .batching import run_with_backoff, token_batches
+from .batching import run_batches, token_batches
 from .encoders import ModelConfigError, PassStats, _quiet_transformers
 from .source import ModelSource
 
@@ -73,7 +73,7 @@ class CausalLM:
         for i in long:
             sums[i], counts[i] = self._sliding(seqs[i])
 
-        def run(idx):
+        def collate(idx):
             rows = [seqs[i] for i in idx]
             width = max(len(r) for r in rows)
             ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -83,14 +83,17 @@ class CausalLM:
                 mask[r, : len(s)] = 1
             targets = torch.full_like(ids, -100)
             targets[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            s, n = self._forward(ids, mask, targets)
+            return ids, mask, targets
+
+        def compute(idx, batch):
+            s, n = self._forward(*batch)
             sums[idx] = s
             counts[idx] = n
             self.stats.batches += 1
 
         lengths = [len(seqs[i]) for i in short]
-        for b in token_batches(lengths, self.batch_tokens):
-            run_with_backoff([short[j] for j in b], run)
+        batches = [[short[j] for j in b] for b in token_batches(lengths, self.batch_tokens)]
+        run_batches(batches, collate, compute, prefetch=self.device.type == "cuda")
         self.stats.seconds += time.perf_counter() - t0
         return sums, counts
 
