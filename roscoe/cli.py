@@ -344,11 +344,11 @@ def cmd_score(args) -> int:
     elapsed = time.perf_counter() - t0
     writer.close(names, metadata={b"roscoe_signature": str(signature).encode()})
 
-    from .table import format_summary, summarize
+    from .table import format_summary
 
-    _, values, reasons = io.read_scores(out, names)
-    summary = summarize(names, values, reasons)
-    meta.update(status="complete", rows_written=written, rows_total=int(values.shape[0]),
+    summary = io.summarize_file(out, names)
+    rows_total = summary[names[0]]["n"] + summary[names[0]]["nan"]
+    meta.update(status="complete", rows_written=written, rows_total=rows_total,
                 seconds=round(elapsed, 3), chains_per_second=round(written / elapsed, 3) if elapsed else None,
                 timings={k: round(v, 3) for k, v in scorer.timings.items()},
                 model_stats={slot: m.stats.as_dict() for slot, m in scorer.models._loaded.items()},

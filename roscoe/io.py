@@ -162,62 +162,98 @@ class RowWriter:
             write_parquet(self.path, journal_path(self.path), list(score_names), self.columns, metadata)
 
 
-def read_scores(path, names) -> tuple[list, "list[list[float]]", list[dict]]:
-    """Read back ids, score values (NaN for null) and reasons from an output file."""
-    import numpy as np
-
+def iter_rows(path) -> Iterator[dict]:
+    """Rows of an output file, one at a time (scores as floats or None, reasons as a dict)."""
     fmt = output_format(path)
     if fmt == "jsonl":
         with open(path, encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
-        reasons = [r.get("reasons", {}) for r in rows]
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
     elif fmt == "csv":
         with open(path, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        for r in rows:
-            for n in names:
-                r[n] = float(r[n]) if r.get(n) not in (None, "") else None
-        reasons = [json.loads(r["reasons"]) if r.get("reasons") else {} for r in rows]
+            for r in csv.DictReader(fh):
+                r["reasons"] = json.loads(r["reasons"]) if r.get("reasons") else {}
+                yield r
     else:
         import pyarrow.parquet as pq
 
-        rows = pq.read_table(path).to_pylist()
-        reasons = [json.loads(r["reasons"]) if r.get("reasons") else {} for r in rows]
-    values = np.array([[np.nan if r.get(n) is None else float(r[n]) for n in names] for r in rows],
-                      dtype=float).reshape(len(rows), len(names))
-    return [r["id"] for r in rows], values, reasons
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+            for r in batch.to_pylist():
+                r["reasons"] = json.loads(r["reasons"]) if r.get("reasons") else {}
+                yield r
+
+
+def _number(v) -> float:
+    return math.nan if v is None or v == "" else float(v)
+
+
+def read_scores(path, names) -> tuple[list, "np.ndarray", list[dict]]:
+    """Ids, score values (NaN for null) and reasons of an output file, in memory."""
+    import numpy as np
+
+    ids, values, reasons = [], [], []
+    for r in iter_rows(path):
+        ids.append(r["id"])
+        values.append([_number(r.get(n)) for n in names])
+        reasons.append(r.get("reasons") or {})
+    return ids, np.array(values, dtype=float).reshape(len(ids), len(names)), reasons
+
+
+def summarize_file(path, names) -> dict:
+    """The run summary of an output file, streamed: only one float per row and score is held
+    (8 bytes x rows x scores), never the rows themselves."""
+    from array import array
+
+    import numpy as np
+
+    from .table import summarize
+
+    cols = {n: array("d") for n in names}
+    counts: dict[str, dict[str, int]] = {n: {} for n in names}
+    for r in iter_rows(path):
+        why = r.get("reasons") or {}
+        for n in names:
+            cols[n].append(_number(r.get(n)))
+            if n in why:
+                counts[n][why[n]] = counts[n].get(why[n], 0) + 1
+    return summarize(names, {n: np.frombuffer(cols[n], dtype=float) for n in names}, counts)
 
 
 def write_parquet(path: Path, journal: Path, score_names: list[str], columns: list[str], metadata=None) -> None:
-    """Rewrite ``path`` as the union of its previous rows and the journal, atomically; the
-    journal is removed only after the new file is in place."""
+    """Rewrite ``path`` as its previous rows followed by the journal's, streamed in batches
+    and replaced atomically; the journal is removed only after the new file is in place."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = []
-    if path.exists():
-        rows += pq.read_table(path).to_pylist()
-    if journal.exists():
-        with open(journal, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    r = json.loads(line)
-                    r["id"] = str(r["id"])
-                    for k in ("reasons", "details"):
-                        if k in r:
-                            r[k] = json.dumps(r[k], ensure_ascii=False)
-                    rows.append(r)
     # Scores are float64 (null where undefined); every other column is a string, with
     # non-string passthrough values JSON-encoded, so one schema fits every row.
     schema = pa.schema([pa.field(c, pa.float64() if c in score_names else pa.string()) for c in columns],
                        metadata=metadata)
-    for r in rows:
+
+    def encode(r):
+        r["id"] = str(r["id"])
         for c in columns:
             if c not in score_names and not isinstance(r.get(c), (str, type(None))):
                 r[c] = json.dumps(r[c], ensure_ascii=False)
-    table = pa.Table.from_pylist(rows, schema=schema)
+        return r
+
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
+    with pq.ParquetWriter(tmp, schema) as writer:
+        if path.exists():
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        if journal.exists():
+            rows = []
+            with open(journal, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        rows.append(encode(json.loads(line)))
+                    if len(rows) == 10_000:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                        rows = []
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
     os.replace(tmp, path)
     journal.unlink(missing_ok=True)
 
