@@ -33,13 +33,14 @@ class Scorer:
 
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
-                 cache_size=None, **model_overrides):
+                 cache_size=None, batched=True, **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         self.models = models or ModelSet(preset, device=device, dtype=dtype, batch_tokens=batch_tokens,
                                          allow_hub=allow_hub, **model_overrides)
         self.block_size = int(block_size)
+        self.batched = batched  # False: the per-chain reference formulas (slower, same numbers)
         self.split = {**DEFAULT_SPLITTERS, **(split or {})}
         self.timings: dict[str, float] = {}
         sizes = {**DEFAULT_SIZES, **({s: cache_size for s in DEFAULT_SIZES} if isinstance(cache_size, int)
@@ -102,9 +103,28 @@ class Scorer:
         self._tick("plan", t0)
         out = self._run_models(plan, needs)
         t0 = time.perf_counter()
+        if self.batched:
+            values, reasons = self._formulas_batched(chains, plan, out, names)
+        else:
+            values, reasons = self._formulas_per_chain(chains, plan, out, names)
+        self._tick("formulas", t0)
+        chain_details = None
+        if details:  # per-step diagnostics come from the readable per-chain formulas
+            t0 = time.perf_counter()
+            chain_details = []
+            for chain, refs in zip(chains, plan.refs):
+                ci = self._inputs(chain, refs, out)
+                for name in names:
+                    if ci.n_steps and all(self.models.available(s) for s in registry.SCORES[name].slots):
+                        FORMULAS[name](ci, self.mode)
+                chain_details.append(ci.details)
+            self._tick("details", t0)
+        return ScoreTable([c.id for c in chains], names, values, reasons, [dict(c.extra) for c in chains],
+                          chain_details, stats={"plan": plan.sizes()})
+
+    def _formulas_per_chain(self, chains, plan, out, names):
         values = np.full((len(chains), len(names)), np.nan)
         reasons: list[dict] = []
-        chain_details: list[dict] = []
         for row, (chain, refs) in enumerate(zip(chains, plan.refs)):
             ci = self._inputs(chain, refs, out)
             why: dict[str, str] = {}
@@ -114,10 +134,30 @@ class Scorer:
                 if reason is not None:
                     why[name] = reason
             reasons.append(why)
-            chain_details.append(ci.details)
-        self._tick("formulas", t0)
-        return ScoreTable([c.id for c in chains], names, values, reasons, [dict(c.extra) for c in chains],
-                          chain_details if details else None, stats={"plan": plan.sizes()})
+        return values, reasons
+
+    def _formulas_batched(self, chains, plan, out, names):
+        from .batched import CODES, Block
+
+        n = len(chains)
+        values = np.full((n, len(names)), np.nan)
+        codes = np.full((n, len(names)), -1)
+        empty = np.array([len(c.steps) == 0 for c in chains])
+        device = torch.device(self.models.device)
+        dtype = torch.float64 if device.type == "cpu" else torch.float32  # reductions: fp64 on CPU, fp32 on GPU
+        counts = [(len(c.steps), len(c.context), None if c.reference is None else len(c.reference)) for c in chains]
+        block = Block(plan.refs, counts, out, self.mode, device, dtype) if not empty.all() else None
+        for k, name in enumerate(names):
+            if not all(self.models.available(s) for s in registry.SCORES[name].slots):
+                codes[:, k] = CODES.index("model_unavailable")
+            elif block is not None:
+                v, c = block.compute(name)
+                values[:, k] = v.double().cpu().numpy()
+                codes[:, k] = c.cpu().numpy()
+            codes[empty, k] = CODES.index("empty_hypothesis")
+        values[codes != -1] = np.nan
+        reasons = [{names[k]: CODES[codes[r, k]] for k in np.flatnonzero(codes[r] != -1)} for r in range(n)]
+        return values, reasons
 
     def _one(self, name: str, ci: ChainInputs):
         if ci.n_steps == 0:

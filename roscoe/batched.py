@@ -1,0 +1,402 @@
+"""All formulas for a whole block at once, as masked tensor operations on the device.
+
+Chains are padded to the block's longest (steps, context, reference, tokens) and every score
+is a masked max / min / mean over batched cosine or probability matrices: no Python loop over
+chains, steps or tokens.  ``formulas.py`` is the readable, hand-checked definition; this module
+must give the same numbers and the same NaN reasons (tests/test_batched.py holds it to that).
+"""
+from __future__ import annotations
+
+import torch
+
+from .formulas import PARLAI, REASONS
+
+INF = float("inf")
+CODES = list(REASONS)  # reason code -> index in the reason tensor; -1 = defined
+
+
+def pad_index(lists: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max([len(x) for x in lists] + [1])
+    idx = torch.zeros(len(lists), width, dtype=torch.long)
+    mask = torch.zeros(len(lists), width, dtype=torch.bool)
+    for b, x in enumerate(lists):
+        if x:
+            idx[b, : len(x)] = torch.as_tensor(x)
+            mask[b, : len(x)] = True
+    return idx.to(device), mask.to(device)
+
+
+def _max(x, mask, dim):
+    return x.masked_fill(~mask, -INF).amax(dim=dim)
+
+
+def _min(x, mask, dim):
+    return x.masked_fill(~mask, INF).amin(dim=dim)
+
+
+def _mean(x, mask, dim):
+    # padded entries may hold -inf (an empty max): fill them, never multiply them by 0
+    return x.masked_fill(~mask, 0).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1).to(x.dtype)
+
+
+def ra(cos):
+    return (1.0 + cos) / 2.0
+
+
+class Result:
+    """Values and reason codes of one score for every chain of the block."""
+
+    def __init__(self, n: int, device, dtype):
+        self.value = torch.full((n,), float("nan"), dtype=dtype, device=device)
+        self.code = torch.full((n,), -1, dtype=torch.long, device=device)
+
+    def nan(self, cond, reason: str):
+        """Chains meeting ``cond`` and not yet decided become NaN with ``reason``."""
+        cond = cond & ~self._set
+        self.code[cond] = CODES.index(reason)
+        self._set = self._set | cond
+
+    def put(self, cond, value):
+        """Chains meeting ``cond`` and not yet decided get ``value``."""
+        cond = cond & ~self._set
+        v = value if torch.is_tensor(value) else torch.full_like(self.value, float(value))
+        self.value = torch.where(cond, v.to(self.value.dtype), self.value)
+        self._set = self._set | cond
+
+    def finish(self):
+        bad = (self.code == -1) & ~torch.isfinite(self.value)
+        self.code[bad] = CODES.index("non_finite")
+        self.value[self.code != -1] = float("nan")
+        return self.value, self.code
+
+    _set: torch.Tensor
+
+    def start(self):
+        self._set = torch.zeros_like(self.code, dtype=torch.bool)
+        return self
+
+
+class Block:
+    """Padded views of one block's model outputs; ``compute(names)`` gives every score."""
+
+    def __init__(self, refs, counts, out: dict, mode: str, device, dtype):
+        self.mode, self.dev, self.dt = mode, device, dtype
+        self.B = len(refs)
+        t = lambda xs: torch.as_tensor(xs, device=device)
+        self.N = t([c[0] for c in counts])
+        self.T = t([c[1] for c in counts])
+        self.has_ref = t([c[2] is not None for c in counts])
+        self.K = t([c[2] or 0 for c in counts])
+        self.out = out
+        self.refs = refs
+
+    # ------------------------------------------------------------------ sentence level
+
+    def _sent(self):
+        if hasattr(self, "_H"):
+            return
+        E = self.out["sent"].to(self.dev, self.dt)
+        for name, attr in (("_H", "steps"), ("_C", "context"), ("_R", "reference")):
+            idx, mask = pad_index([getattr(r, attr) or [] for r in self.refs], self.dev)
+            setattr(self, name, (E[idx], mask))
+        H, mh = self._H
+        C, mc = self._C
+        R, mr = self._R
+        hc = torch.einsum("bnd,btd->bnt", H, C)
+        vhc = mh[:, :, None] & mc[:, None, :]
+        self.al_h_c = ra(_max(hc, vhc, 2))            # align(h_i -> s), (B, N)
+        self.al_c_h = ra(_max(hc, vhc, 1))            # align(s_t -> h), (B, T)
+        hr = torch.einsum("bnd,bkd->bnk", H, R)
+        vhr = mh[:, :, None] & mr[:, None, :]
+        self.al_h_r = ra(_max(hr, vhr, 2))            # (B, N)
+        self.al_r_h = ra(_max(hr, vhr, 1))            # (B, K)
+        rc = torch.einsum("bkd,btd->bkt", R, C)
+        self.al_r_c = ra(_max(rc, mr[:, :, None] & mc[:, None, :], 2))  # (B, K)
+        self.hh = torch.einsum("bnd,bmd->bnm", H, H)
+        self.mh, self.mc, self.mr = mh, mc, mr
+
+    def _ma(self, al, mask, other_empty):
+        """MA with the parlai rule: 0.0 when either side is empty."""
+        v = _mean(al, mask, 1)
+        empty = (mask.sum(1) == 0) | other_empty
+        return torch.where(empty, torch.zeros_like(v), v), empty
+
+    def _new(self):
+        r = Result(self.B, self.dev, self.dt).start()
+        r.nan(self.N == 0, "empty_hypothesis")
+        return r
+
+    def faithfulness(self):
+        self._sent()
+        r, p = self._new(), self.mode == PARLAI
+        ma, _ = self._ma(self.al_h_c, self.mh, self.T == 0)
+        if p:
+            r.put(self.T == 0, 0.0)
+        r.nan(self.T == 0, "empty_context")
+        r.put(torch.ones_like(r.code, dtype=torch.bool), ma)
+        return r
+
+    def informativeness_step(self):
+        self._sent()
+        r = self._new()
+        a, _ = self._ma(self.al_c_h, self.mc, self.N == 0)
+        b, _ = self._ma(self.al_h_c, self.mh, self.T == 0)
+        if self.mode == PARLAI:
+            r.put(self.T == 0, 0.0)
+        r.nan(self.T == 0, "empty_context")
+        r.put(torch.ones_like(self.has_ref), 0.5 * (a + b))
+        return r
+
+    def reasoning_alignment(self):
+        self._sent()
+        r = self._new()
+        r.nan(~self.has_ref, "no_reference")
+        ma, _ = self._ma(self.al_h_r, self.mh, self.K == 0)
+        if self.mode == PARLAI:
+            r.put(self.K == 0, 0.0)
+        r.nan(self.K == 0, "empty_reference")
+        r.put(torch.ones_like(self.has_ref), ma)
+        return r
+
+    def _ref_ctx(self, needs_context: bool):
+        self._sent()
+        r = self._new()
+        r.nan(~self.has_ref, "no_reference")
+        p = self.mode == PARLAI
+        r.nan(self.K == 0, "reference_raises" if p else "empty_reference")
+        if needs_context:
+            r.nan(self.T == 0, "reference_raises" if p else "empty_context")
+        return r
+
+    def external_hallucination(self):
+        r = self._ref_ctx(True)
+        miss = (1 - self.al_h_r) * (1 - self.al_h_c)
+        r.put(torch.ones_like(self.has_ref), 1 - _max(miss, self.mh, 1))
+        return r
+
+    def redundancy(self):
+        r = self._ref_ctx(False)
+        r.put(torch.ones_like(self.has_ref), _min(self.al_h_r, self.mh, 1))
+        return r
+
+    def common_sense_error(self):
+        r = self._ref_ctx(True)
+        miss = (1 - self.al_r_h) * (1 - self.al_r_c)
+        r.put(torch.ones_like(self.has_ref), 1 - _max(miss, self.mr, 1))
+        return r
+
+    def missing_step(self):
+        r = self._ref_ctx(False)
+        r.put(torch.ones_like(self.has_ref), _min(self.al_r_h, self.mr, 1))
+        return r
+
+    def semantic_coverage_step(self):
+        self._sent()
+        r = self._new()
+        r.nan(~self.has_ref, "no_reference")
+        if self.mode != PARLAI:
+            r.nan(self.K == 0, "empty_reference")
+            r.nan(self.T == 0, "empty_context")
+        a, _ = self._ma(self.al_r_c, self.mr, self.T == 0)
+        b, _ = self._ma(self.al_h_c, self.mh, self.T == 0)
+        r.put(torch.ones_like(self.has_ref), 1 - (a - b).abs())
+        return r
+
+    def _chain_sim(self, key, r):
+        E = self.out["sent"].to(self.dev, self.dt)
+        hi = torch.as_tensor([x.chain_steps if x.chain_steps is not None else 0 for x in self.refs], device=self.dev)
+        xi = torch.as_tensor([getattr(x, key) if getattr(x, key) is not None else 0 for x in self.refs],
+                             device=self.dev)
+        v = ra((E[hi] * E[xi]).sum(1))
+        r.put(torch.ones_like(self.has_ref), (1 + v) / 2 if self.mode == PARLAI else v)
+        return r
+
+    def informativeness_chain(self):
+        r = self._new()
+        if self.mode != PARLAI:
+            r.nan(self.T == 0, "empty_context")
+        return self._chain_sim("chain_context", r)
+
+    def semantic_coverage_chain(self):
+        r = self._new()
+        r.nan(~self.has_ref, "no_reference")
+        if self.mode != PARLAI:
+            r.nan(self.K == 0, "empty_reference")
+        return self._chain_sim("chain_reference", r)
+
+    def _lower(self, n_max):
+        i = torch.arange(n_max, device=self.dev)
+        return i[:, None] > i[None, :]  # later step i, earlier step j
+
+    def repetition_step(self):
+        self._sent()
+        r = self._new()
+        if self.mode == PARLAI:
+            r.put(self.N < 2, 1.0)
+        r.nan(self.N < 2, "too_few_steps")
+        valid = self._lower(self.hh.shape[1])[None] & self.mh[:, :, None] & self.mh[:, None, :]
+        best = _max(self.hh, valid, (1, 2))
+        r.put(torch.ones_like(self.has_ref), (1 - best) / (4 if self.mode == PARLAI else 2))
+        return r
+
+    # ------------------------------------------------------------------ token level
+
+    def _tok(self):
+        if hasattr(self, "_ht"):
+            return
+        tok = self.out["tok"]
+        d = next((m.shape[1] for m in tok if m.ndim == 2), 1)
+        step_rows, ctx_rows, step_of = [], [], []
+        for r in self.refs:
+            mats = [tok[i] for i in r.tok_steps]
+            step_rows.append(torch.cat(mats) if mats else torch.zeros(0, d, dtype=torch.float64))
+            step_of.append(torch.cat([torch.full((m.shape[0],), k) for k, m in enumerate(mats)])
+                           if mats else torch.zeros(0, dtype=torch.long))
+            cm = [tok[i] for i in r.tok_context]
+            ctx_rows.append(torch.cat(cm) if cm else torch.zeros(0, d, dtype=torch.float64))
+        pad = torch.nn.utils.rnn.pad_sequence
+        self._ht = pad(step_rows, batch_first=True).to(self.dev, self.dt)
+        self._ct = pad(ctx_rows, batch_first=True).to(self.dev, self.dt)
+        lens = torch.as_tensor([x.shape[0] for x in step_rows])
+        clens = torch.as_tensor([x.shape[0] for x in ctx_rows])
+        self._mht = (torch.arange(self._ht.shape[1])[None] < lens[:, None]).to(self.dev)
+        self._mct = (torch.arange(self._ct.shape[1])[None] < clens[:, None]).to(self.dev)
+        self._step_of = pad(step_of, batch_first=True, padding_value=0).to(self.dev)
+
+    def faithfulness_ww(self):
+        self._sent()
+        self._tok()
+        r, p = self._new(), self.mode == PARLAI
+        if p:
+            r.put(self.T == 0, 0.0)
+        r.nan(self.T == 0, "empty_context")
+        M = self._mht.sum(1)
+        S = self._mct.sum(1)
+        if not p:
+            r.nan((M > 0) & (S == 0), "no_tokens")
+        sim = torch.einsum("bmd,bsd->bms", self._ht, self._ct)
+        tok_al = ra(_max(sim, self._mht[:, :, None] & self._mct[:, None, :], 2))
+        tok_al = torch.where(self._mht & (S > 0)[:, None], tok_al, torch.zeros_like(tok_al))
+        step_sum = (self.al_h_c.masked_fill(~self.mh, 0)).sum(1)
+        r.put(torch.ones_like(self.has_ref), (step_sum + tok_al.sum(1)) / (self.N + M).clamp(min=1))
+        return r
+
+    def repetition_word(self):
+        self._tok()
+        r, p = self._new(), self.mode == PARLAI
+        if p:
+            r.put(self.N < 2, 1.0)
+        r.nan(self.N < 2, "too_few_steps")
+        n_max = max(1, int(self.N.max()))
+        ht, mt, step_of = self._ht, self._mht, self._step_of
+        sim = ra(torch.einsum("bud,bvd->buv", ht, ht)).masked_fill(~(mt[:, :, None] & mt[:, None, :]), -INF)
+        # best match of token u within each step j: (B, U, n_max)
+        per_step = torch.full((self.B, ht.shape[1], n_max), -INF, dtype=self.dt, device=self.dev)
+        per_step = per_step.scatter_reduce(2, step_of[:, None, :].expand_as(sim), sim, "amax")
+        # mean over the tokens u of step i: (B, n_max_i, n_max_j)
+        contrib = per_step.masked_fill(~mt[:, :, None], 0).masked_fill(per_step == -INF, 0)
+        sums = torch.zeros(self.B, n_max, n_max, dtype=self.dt, device=self.dev)
+        sums = sums.scatter_add(1, step_of[:, :, None].expand(-1, -1, n_max), contrib)
+        counts = torch.zeros(self.B, n_max, dtype=self.dt, device=self.dev).scatter_add(1, step_of, mt.to(self.dt))
+        ma = sums / counts[:, :, None].clamp(min=1)
+        steps_exist = torch.arange(n_max, device=self.dev)[None] < self.N[:, None]
+        nonempty = (counts > 0) & steps_exist
+        pairs = self._lower(n_max)[None] & nonempty[:, :, None] & nonempty[:, None, :]
+        any_pair = pairs.any(dim=(1, 2))
+        if not p:
+            r.nan(~any_pair, "no_tokens")
+        best = _max(ma, pairs, (1, 2))
+        best = torch.where(any_pair, best, torch.zeros_like(best))
+        if p:
+            best = best.clamp(min=0.0)  # the reference's running max starts at 0
+        r.put(torch.ones_like(self.has_ref), 1 - best)
+        return r
+
+    # ------------------------------------------------------------------ NLI, LM, grammar
+
+    def discourse_representation(self):
+        r = self._new()
+        r.nan(self.T == 0, "reference_raises" if self.mode == PARLAI else "empty_context")
+        con = self.out["con"].to(self.dev, self.dt)
+        flat = [i for ref in self.refs for row in (ref.nli_src or []) for i in row]
+        best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
+        if flat:
+            owner = torch.as_tensor([b for b, ref in enumerate(self.refs) for row in (ref.nli_src or []) for _ in row],
+                                    device=self.dev)
+            best = best.scatter_reduce(0, owner, con[torch.as_tensor(flat, device=self.dev)], "amax")
+        r.put(torch.ones_like(self.has_ref), 1 - best)
+        return r
+
+    def coherence_step_vs_step(self):
+        r = self._new()
+        p = self.mode == PARLAI
+        if not p:
+            r.nan(self.N < 2, "too_few_steps")
+        con = self.out["con"].to(self.dev, self.dt)
+        owner, idx = [], []
+        for b, ref in enumerate(self.refs):
+            for pair_index in (ref.nli_steps or {}).values():  # the plan built only the pairs this mode uses
+                owner.append(b)
+                idx.append(pair_index)
+        best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
+        if idx:
+            best = best.scatter_reduce(0, torch.as_tensor(owner, device=self.dev),
+                                       con[torch.as_tensor(idx, device=self.dev)], "amax")
+        r.put(torch.ones_like(self.has_ref), 1 - best)
+        return r
+
+    def _per_step(self, key):
+        idx, mask = pad_index([getattr(ref, key) for ref in self.refs], self.dev)
+        return idx, mask
+
+    def _lm(self):
+        idx, mask = self._per_step("lm_steps")
+        ppl = self.out["ppl"].to(self.dev, self.dt)[idx]
+        n = self.out["lm_n"].to(self.dev)[idx]
+        empty = ((n == 0) & mask).any(1)
+        return ppl, n.to(self.dt), mask, empty
+
+    def perplexity_step(self):
+        r = self._new()
+        ppl, n, mask, empty = self._lm()
+        r.nan(empty, "empty_text")
+        if self.mode == PARLAI:
+            v = (n * mask).sum(1) / (n * ppl * mask).sum(1)
+        else:
+            v = mask.sum(1) / (ppl * mask).sum(1)
+        r.put(torch.ones_like(self.has_ref), v)
+        return r
+
+    def perplexity_step_max(self):
+        r = self._new()
+        ppl, n, mask, empty = self._lm()
+        r.nan(empty, "empty_text")
+        r.put(torch.ones_like(self.has_ref), 1 / _max(ppl, mask, 1))
+        return r
+
+    def perplexity_chain(self):
+        r = self._new()
+        ci = torch.as_tensor([ref.lm_chain if ref.lm_chain is not None else 0 for ref in self.refs], device=self.dev)
+        n = self.out["lm_n"].to(self.dev)[ci]
+        r.nan(n == 0, "empty_text")
+        r.put(torch.ones_like(self.has_ref), 1 / self.out["ppl"].to(self.dev, self.dt)[ci])
+        return r
+
+    def _acc(self):
+        idx, mask = self._per_step("gram_steps")
+        return self.out["acc"].to(self.dev, self.dt)[idx], mask
+
+    def grammar_step(self):
+        r = self._new()
+        acc, mask = self._acc()
+        r.put(torch.ones_like(self.has_ref), _mean(acc, mask, 1))
+        return r
+
+    def grammar_step_max(self):
+        r = self._new()
+        acc, mask = self._acc()
+        r.put(torch.ones_like(self.has_ref), _min(acc, mask, 1))
+        return r
+
+    def compute(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, name)().finish()
