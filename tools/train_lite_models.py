@@ -93,7 +93,7 @@ def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
-def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_every=200):
+def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_every=200, class_weights=None):
     """items: (text_a, text_b or None, label).  two_way: items whose label is 0 = entailment,
     1 = not; their loss is the binary log-loss of P(entailment)."""
     two_way = two_way or []
@@ -118,7 +118,10 @@ def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_
             is2 = torch.tensor([r[3] for r in rows])
             loss = torch.zeros((), dtype=torch.float32)
             if (~is2).any():
-                loss = loss + torch.nn.functional.cross_entropy(logits[~is2], labels[~is2], reduction="sum")
+                w = labels[~is2].new_ones(int((~is2).sum()), dtype=torch.float32) if class_weights is None \
+                    else class_weights[labels[~is2]]
+                ce = torch.nn.functional.cross_entropy(logits[~is2], labels[~is2], reduction="none")
+                loss = loss + (ce * w).sum()
             if is2.any():
                 logp = torch.log_softmax(logits[is2], -1)
                 p_ent = logp[:, 0]
@@ -184,8 +187,12 @@ def run_cola(args, out_dir, metrics):
     log(f"CoLA: {len(train_rows)} training sentences, {len(valid)} validation")
     id2label = {0: "unacceptable", 1: "acceptable"}
     tok, model = build(2, id2label, args.rank, args.alpha, args.dropout, args.seed)
+    weights = None
+    if args.cola_balance:  # weight classes to equal total mass: the decision at 0.5 then favours MCC
+        pos = sum(y for _, y in train_rows) / len(train_rows)
+        weights = torch.tensor([0.5 / (1 - pos), 0.5 / pos])
     secs = train(tok, model, [(s, None, y) for s, y in train_rows], epochs=args.cola_epochs, lr=args.cola_lr,
-                 batch_size=args.batch_size, seed=args.seed)
+                 batch_size=args.batch_size, seed=args.seed, class_weights=weights)
     log(f"CoLA trained in {secs / 60:.1f} min")
     for name, rows in {"cola_validation": valid, **evals}.items():
         p = torch.softmax(predict(tok, model, [s for s, _ in rows]), -1)[:, 1].numpy()
@@ -196,6 +203,7 @@ def run_cola(args, out_dir, metrics):
         "id2label": id2label, "rank": args.rank, "alpha": args.alpha, "temperature": 1.0,
         "max_length": 128, "targets": list(lora.TARGETS),
         "recipe": {"epochs": args.cola_epochs, "lr": args.cola_lr, "batch_size": args.batch_size,
+                   "class_balance": bool(args.cola_balance),
                    "seed": args.seed, "dropout": args.dropout, "max_examples": args.max_examples,
                    "train": len(train_rows), "validation": len(valid), "train_seconds": round(secs),
                    "data": D.COLA},
@@ -211,6 +219,7 @@ def main(argv=None):
     ap.add_argument("--cola-epochs", type=int, default=6)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--cola-lr", type=float, default=5e-4)
+    ap.add_argument("--cola-balance", action="store_true", help="class-balanced loss for the grammar model")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=32.0)
