@@ -188,7 +188,7 @@ def _number(v) -> float:
     return math.nan if v is None or v == "" else float(v)
 
 
-def read_scores(path, names) -> tuple[list, "np.ndarray", list[dict]]:
+def read_scores(path, names) -> tuple[list, object, list[dict]]:
     """Ids, score values (NaN for null) and reasons of an output file, in memory."""
     import numpy as np
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from human_eval import loaders, pipeline, stats
+from human_eval import loaders, stats
 from human_eval.tables import Table, cells_csv
 from roscoe import cli
 
@@ -26,7 +26,7 @@ SCIPY = {
 @pytest.mark.parametrize("kind", ["binary", "likert"])
 def test_statistics_match_scipy(method, kind):
     rng = np.random.default_rng(11)
-    for trial in range(4):
+    for _ in range(4):
         n = int(rng.integers(20, 300))
         label = rng.integers(0, 2, n) if kind == "binary" else rng.integers(1, 6, n)
         label = label.astype(float)
