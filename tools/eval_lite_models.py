@@ -148,6 +148,7 @@ seed {c['seed']}, {c['train_seconds'] / 60:.1f} min on 2 CPU cores.
 | CoLA in-domain dev | {cd['n']} | {cd['mcc']:.4f} | {cd['accuracy']:.4f} |
 | CoLA out-of-domain dev | {co['n']} | {co['mcc']:.4f} | {co['accuracy']:.4f} |
 
+{(Path(__file__).resolve().parent / "lite_experiments.md").read_text() if (Path(__file__).resolve().parent / "lite_experiments.md").exists() else ""}
 ## Intended use and limits
 
 For ROSCOE scoring without network access: ranking chains by contradiction and acceptability
