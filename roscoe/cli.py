@@ -397,6 +397,11 @@ def main(argv=None) -> int:
     except (UsageError, registry.UnknownScoreError, ValueError) as err:
         print(f"roscoe {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as err:
+        extra = "human" if args.command in ("correlate", "meta-eval") else "io"
+        print(f"roscoe {args.command}: error: the optional package {err.name!r} is missing; "
+              f"pip install 'roscoe-metrics[{extra}]'", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted; rows written so far are kept (use --resume)", file=sys.stderr)
         return EXIT_FAIL
