@@ -61,8 +61,7 @@ def smollm2() -> ModelSource:
 
 
 def _convert_gguf(pkg_dir: Path, target: Path) -> None:
-    """De-quantise the GGUF to fp32 safetensors, written to a temp dir and renamed into
-    place, so an interrupted or concurrent conversion never leaves a half-written model."""
+    """De-quantise the GGUF to plain fp32 safetensors in the cache."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -73,10 +72,16 @@ def _convert_gguf(pkg_dir: Path, target: Path) -> None:
         del config.quantization_config  # the weights below are plain fp32
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quant.state_dict())
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    _save_atomically(plain, tok, target)
+
+
+def _save_atomically(model, tokenizer, target: Path) -> None:
+    """Write a checkpoint to a temp dir beside ``target`` and rename it into place, so an
+    interrupted or concurrent build never leaves a half-written model in the cache."""
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -118,15 +123,4 @@ def _merge_shipped(backbone: Path, weights: Path, cfg: dict, target: Path) -> No
         str(backbone), num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()})
     lora.merge(model, load_file(str(weights)), r=cfg["rank"], alpha=cfg["alpha"], temperature=cfg["temperature"])
-    tok = transformers.AutoTokenizer.from_pretrained(str(backbone))
-    tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target)
