@@ -141,7 +141,7 @@ def load_mr_ben(path) -> LabelledSet:
             ctx = s["Question"] + (f"\n{s['Options']}" if s.get("Options") else "")
             chains.append({"id": f"{qid}#{k}", "context": ctx, "steps": steps, "model": s.get("Sampled_Model")})
             correct.append(1.0 if s["Model_Solution_Correctness"].strip().lower() == "correct" else 0.0)
-            fe = str(s.get("Model_Solution_First_Error_Step", "N/A")).strip()
+            fe = str(s.get("Model_Solution_First_Error_Step") or "").strip()  # a number, or MR-BEN's marker for none
             first = int(fe) - 1 if fe.isdigit() else None
             step_ok.append(_first_error_rows(len(steps), first if first is None or first < len(steps) else None))
     labels = {"CORRECT": np.array(correct), "NO_ERROR_STEP": _any(step_ok)}
