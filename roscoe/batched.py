@@ -49,6 +49,7 @@ class Result:
     def __init__(self, n: int, device, dtype):
         self.value = torch.full((n,), float("nan"), dtype=dtype, device=device)
         self.code = torch.full((n,), -1, dtype=torch.long, device=device)
+        self._set = torch.zeros(n, dtype=torch.bool, device=device)  # decided: a value or a reason
 
     def nan(self, cond, reason: str):
         """Chains meeting ``cond`` and not yet decided become NaN with ``reason``."""
@@ -63,17 +64,15 @@ class Result:
         self.value = torch.where(cond, v.to(self.value.dtype), self.value)
         self._set = self._set | cond
 
+    def rest(self, value):
+        """Every chain not yet decided gets ``value``."""
+        self.put(~self._set, value)
+
     def finish(self):
         bad = (self.code == -1) & ~torch.isfinite(self.value)
         self.code[bad] = CODES.index("non_finite")
         self.value[self.code != -1] = float("nan")
         return self.value, self.code
-
-    _set: torch.Tensor
-
-    def start(self):
-        self._set = torch.zeros_like(self.code, dtype=torch.bool)
-        return self
 
 
 class Block:
@@ -122,7 +121,7 @@ class Block:
         return torch.where(empty, torch.zeros_like(v), v), empty
 
     def _new(self):
-        r = Result(self.B, self.dev, self.dt).start()
+        r = Result(self.B, self.dev, self.dt)
         r.nan(self.N == 0, "empty_hypothesis")
         return r
 
@@ -133,7 +132,7 @@ class Block:
         if p:
             r.put(self.T == 0, 0.0)
         r.nan(self.T == 0, "empty_context")
-        r.put(torch.ones_like(r.code, dtype=torch.bool), ma)
+        r.rest(ma)
         return r
 
     def informativeness_step(self):
@@ -144,7 +143,7 @@ class Block:
         if self.mode == PARLAI:
             r.put(self.T == 0, 0.0)
         r.nan(self.T == 0, "empty_context")
-        r.put(torch.ones_like(self.has_ref), 0.5 * (a + b))
+        r.rest(0.5 * (a + b))
         return r
 
     def reasoning_alignment(self):
@@ -155,7 +154,7 @@ class Block:
         if self.mode == PARLAI:
             r.put(self.K == 0, 0.0)
         r.nan(self.K == 0, "empty_reference")
-        r.put(torch.ones_like(self.has_ref), ma)
+        r.rest(ma)
         return r
 
     def _ref_ctx(self, needs_context: bool):
@@ -171,23 +170,23 @@ class Block:
     def external_hallucination(self):
         r = self._ref_ctx(True)
         miss = (1 - self.al_h_r) * (1 - self.al_h_c)
-        r.put(torch.ones_like(self.has_ref), 1 - _max(miss, self.mh, 1))
+        r.rest(1 - _max(miss, self.mh, 1))
         return r
 
     def redundancy(self):
         r = self._ref_ctx(False)
-        r.put(torch.ones_like(self.has_ref), _min(self.al_h_r, self.mh, 1))
+        r.rest(_min(self.al_h_r, self.mh, 1))
         return r
 
     def common_sense_error(self):
         r = self._ref_ctx(True)
         miss = (1 - self.al_r_h) * (1 - self.al_r_c)
-        r.put(torch.ones_like(self.has_ref), 1 - _max(miss, self.mr, 1))
+        r.rest(1 - _max(miss, self.mr, 1))
         return r
 
     def missing_step(self):
         r = self._ref_ctx(False)
-        r.put(torch.ones_like(self.has_ref), _min(self.al_r_h, self.mr, 1))
+        r.rest(_min(self.al_r_h, self.mr, 1))
         return r
 
     def semantic_coverage_step(self):
@@ -199,7 +198,7 @@ class Block:
             r.nan(self.T == 0, "empty_context")
         a, _ = self._ma(self.al_r_c, self.mr, self.T == 0)
         b, _ = self._ma(self.al_h_c, self.mh, self.T == 0)
-        r.put(torch.ones_like(self.has_ref), 1 - (a - b).abs())
+        r.rest(1 - (a - b).abs())
         return r
 
     def _chain_sim(self, key, r):
@@ -208,7 +207,7 @@ class Block:
         xi = torch.as_tensor([getattr(x, key) if getattr(x, key) is not None else 0 for x in self.refs],
                              device=self.dev)
         v = ra((E[hi] * E[xi]).sum(1))
-        r.put(torch.ones_like(self.has_ref), (1 + v) / 2 if self.mode == PARLAI else v)
+        r.rest((1 + v) / 2 if self.mode == PARLAI else v)
         return r
 
     def informativeness_chain(self):
@@ -236,7 +235,7 @@ class Block:
         r.nan(self.N < 2, "too_few_steps")
         valid = self._lower(self.hh.shape[1])[None] & self.mh[:, :, None] & self.mh[:, None, :]
         best = _max(self.hh, valid, (1, 2))
-        r.put(torch.ones_like(self.has_ref), (1 - best) / (4 if self.mode == PARLAI else 2))
+        r.rest((1 - best) / (4 if self.mode == PARLAI else 2))
         return r
 
     # ------------------------------------------------------------------ token level
@@ -278,7 +277,7 @@ class Block:
         tok_al = ra(_max(sim, self._mht[:, :, None] & self._mct[:, None, :], 2))
         tok_al = torch.where(self._mht & (S > 0)[:, None], tok_al, torch.zeros_like(tok_al))
         step_sum = (self.al_h_c.masked_fill(~self.mh, 0)).sum(1)
-        r.put(torch.ones_like(self.has_ref), (step_sum + tok_al.sum(1)) / (self.N + M).clamp(min=1))
+        r.rest((step_sum + tok_al.sum(1)) / (self.N + M).clamp(min=1))
         return r
 
     def repetition_word(self):
@@ -309,7 +308,7 @@ class Block:
         best = torch.where(any_pair, best, torch.zeros_like(best))
         if p:
             best = best.clamp(min=0.0)  # the reference's running max starts at 0
-        r.put(torch.ones_like(self.has_ref), 1 - best)
+        r.rest(1 - best)
         return r
 
     # ------------------------------------------------------------------ NLI, LM, grammar
@@ -324,7 +323,7 @@ class Block:
             owner = torch.as_tensor([b for b, ref in enumerate(self.refs) for row in (ref.nli_src or []) for _ in row],
                                     device=self.dev)
             best = best.scatter_reduce(0, owner, con[torch.as_tensor(flat, device=self.dev)], "amax")
-        r.put(torch.ones_like(self.has_ref), 1 - best)
+        r.rest(1 - best)
         return r
 
     def coherence_step_vs_step(self):
@@ -342,7 +341,7 @@ class Block:
         if idx:
             best = best.scatter_reduce(0, torch.as_tensor(owner, device=self.dev),
                                        con[torch.as_tensor(idx, device=self.dev)], "amax")
-        r.put(torch.ones_like(self.has_ref), 1 - best)
+        r.rest(1 - best)
         return r
 
     def _per_step(self, key):
@@ -364,14 +363,14 @@ class Block:
             v = (n * mask).sum(1) / (n * ppl * mask).sum(1)
         else:
             v = mask.sum(1) / (ppl * mask).sum(1)
-        r.put(torch.ones_like(self.has_ref), v)
+        r.rest(v)
         return r
 
     def perplexity_step_max(self):
         r = self._new()
         ppl, n, mask, empty = self._lm()
         r.nan(empty, "empty_text")
-        r.put(torch.ones_like(self.has_ref), 1 / _max(ppl, mask, 1))
+        r.rest(1 / _max(ppl, mask, 1))
         return r
 
     def perplexity_chain(self):
@@ -379,7 +378,7 @@ class Block:
         ci = torch.as_tensor([ref.lm_chain if ref.lm_chain is not None else 0 for ref in self.refs], device=self.dev)
         n = self.out["lm_n"].to(self.dev)[ci]
         r.nan(n == 0, "empty_text")
-        r.put(torch.ones_like(self.has_ref), 1 / self.out["ppl"].to(self.dev, self.dt)[ci])
+        r.rest(1 / self.out["ppl"].to(self.dev, self.dt)[ci])
         return r
 
     def _acc(self):
@@ -389,13 +388,13 @@ class Block:
     def grammar_step(self):
         r = self._new()
         acc, mask = self._acc()
-        r.put(torch.ones_like(self.has_ref), _mean(acc, mask, 1))
+        r.rest(_mean(acc, mask, 1))
         return r
 
     def grammar_step_max(self):
         r = self._new()
         acc, mask = self._acc()
-        r.put(torch.ones_like(self.has_ref), _min(acc, mask, 1))
+        r.rest(_min(acc, mask, 1))
         return r
 
     def compute(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
