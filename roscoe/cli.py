@@ -228,9 +228,6 @@ def _check_output(args, io) -> None:
     exists = out.exists() or io.journal_path(out).exists()
     if exists and not (args.resume or args.overwrite):
         raise UsageError(f"{out} exists; pass --resume to append the missing rows or --overwrite to replace it")
-    if args.overwrite:
-        for p in (out, io.journal_path(out), io.meta_path(out)):
-            p.unlink(missing_ok=True)
     if not out.parent.exists():
         raise UsageError(f"output directory {out.parent} does not exist")
 
@@ -294,6 +291,9 @@ def cmd_score(args) -> int:
                                  f"(signature {previous.get('signature')}, scores {previous.get('scores')}); "
                                  "resume with the same flags, or use --overwrite")
 
+    if args.overwrite:  # only now: input and models are known good, so a failed start loses nothing
+        for p in (out, io.journal_path(out), io.meta_path(out)):
+            p.unlink(missing_ok=True)
     columns = ["id", *keep, *names, "reasons"] + (["details"] if args.details else [])
     meta = {
         "roscoe_version": __version__, "signature": str(signature), "scores": list(names),

@@ -205,3 +205,12 @@ def test_roscoe_human_profile_from_the_cli(tmp_path):
     got = load_jsonl(out)
     assert [r["id"] for r in got] == [r["id"] for r in rows]
     assert all(not math.isnan(r["missing_step"]) for r in got)
+
+
+def test_overwrite_with_bad_input_keeps_the_old_output(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("{broken\n")
+    out = tmp_path / "o.jsonl"
+    out.write_text("precious\n")
+    assert run("score", src, "-o", out, "--overwrite", "--no-progress") == 2
+    assert out.read_text() == "precious\n"  # nothing is deleted before the input validates
