@@ -107,6 +107,7 @@ def cmd_diag_eval(args, usage_error) -> int:
             print(f"  {c['set']:<45} {c['score']:<26} D = {c['D']:+.3f}  {'caught' if c['caught'] else 'NOT caught'}")
     if args.out_dir:
         paths = evaluate.write(ev, Path(args.out_dir))
-        print("wrote " + ", ".join(str(p) for p in paths))
+        print(f"wrote {len(paths)} files to {args.out_dir} (cells.csv, table.md, table.tex, checks.json, "
+              "sets.json, scores/)")
     print(f"signature: {scorer.signature(args.scores)}")
     return 0

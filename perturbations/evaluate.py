@@ -62,8 +62,11 @@ def read_set(path: Path, limit=0) -> tuple[list, np.ndarray]:
         for line_no, line in enumerate(f, 1):
             if limit and len(chains) >= limit:
                 break
-            record = json.loads(line)
-            if record.get("label") not in (0, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DiagnosticsError(f"{path}:{line_no}: not JSON: {e}") from e
+            if not isinstance(record, dict) or record.get("label") not in (0, 1):
                 raise DiagnosticsError(f"{path}:{line_no}: field 'label': expected 0 or 1")
             chains.append(from_record(record, source=str(path), line=line_no))
             labels.append(record["label"])
@@ -93,7 +96,7 @@ def evaluate(diag_dir: Path, scorer, *, scores="reference-free", sets=None, limi
             progress(key)
         chains, labels = read_set(diag_dir / s["file"], limit)
         table = scorer.score(chains, names)
-        ev.scored[key] = table.records()
+        ev.scored[key] = [{**r, "label": int(y)} for r, y in zip(table.records(), labels)]
         ev.sets.append({"key": key, "perturbation": s["perturbation"], "rows": len(chains),
                         "perturbed": int((labels == 0).sum())})
         ev.cells += correlate({n: table[n] for n in names}, {key: labels}, ("somers_d",), n_boot=n_boot, seed=seed)
@@ -109,6 +112,9 @@ def write(ev: Evaluation, out_dir: Path) -> list[Path]:
     table = ev.table()
     paths = {"cells.csv": cells_csv(ev.cells), "table.md": table.markdown(), "table.tex": table.latex(),
              "checks.json": json.dumps(ev.checks(), indent=1), "sets.json": json.dumps(ev.sets, indent=1)}
+    for key, rows in ev.scored.items():  # the per-chain scores, to re-correlate or inspect
+        paths[f"scores/{key}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     for name, text in paths.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / name).write_text(text, encoding="utf-8")
     return [out_dir / n for n in paths]

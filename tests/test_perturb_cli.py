@@ -124,3 +124,16 @@ def test_diag_eval_finds_duplicated_steps_with_the_lite_embedder(tmp_path, capsy
     assert int(cells["repetition_step"]["n"]) == 24
     checks = json.loads((out / "checks.json").read_text())
     assert any(c["score"] == "repetition_step" and c["caught"] for c in checks)
+    scored = _rows(out / "scores" / "gsm8k" / "DuplicateOneStep.jsonl")
+    assert len(scored) == 24 and {r["label"] for r in scored} == {0, 1}
+
+
+def test_diag_eval_names_the_file_and_line_of_a_corrupt_set(tmp_path, capsys):
+    d = tmp_path / "diag"
+    assert main(["perturb", "--source", "gsm8k", "--perturbations", "RemoveOneStep", "--limit", "4",
+                 "-o", str(d), "--quiet"]) == 0
+    path = d / "gsm8k" / "RemoveOneStep.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "{broken", *lines[2:]]) + "\n")
+    assert main(["diag-eval", str(d), "--scores", "repetition_step", "--n-boot", "0"]) == 2
+    assert "RemoveOneStep.jsonl:2" in capsys.readouterr().err
