@@ -137,3 +137,14 @@ def test_diag_eval_names_the_file_and_line_of_a_corrupt_set(tmp_path, capsys):
     path.write_text("\n".join([lines[0], "{broken", *lines[2:]]) + "\n")
     assert main(["diag-eval", str(d), "--scores", "repetition_step", "--n-boot", "0"]) == 2
     assert "RemoveOneStep.jsonl:2" in capsys.readouterr().err
+
+
+def test_a_plain_id_list_restores_those_ids_in_every_set(tmp_path):
+    ids = tmp_path / "ids.json"
+    ids.write_text(json.dumps(["gsm8k-1", "gsm8k-3", "not-an-id"]))
+    out = tmp_path / "d"
+    assert main(["perturb", "--source", "gsm8k", "--perturbations", "DuplicateOneStep,RemoveOneStep",
+                 "--limit", "6", "--ids", str(ids), "-o", str(out), "--quiet"]) == 0
+    for name in ("DuplicateOneStep", "RemoveOneStep"):
+        rows = _rows(out / "gsm8k" / f"{name}.jsonl")
+        assert {r["id"]: r["label"] for r in rows} == {f"gsm8k-{i}": int(i in (1, 3)) for i in range(6)}
