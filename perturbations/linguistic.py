@@ -50,6 +50,12 @@ def _splice(text: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out) + text[pos:]
 
 
+def _one_step_changed(chain: GoldChain, k: int, new: str, kind: str, detail: dict) -> Perturbed:
+    steps = list(chain.steps)
+    old, steps[k] = steps[k], new
+    return Perturbed(tuple(steps), (Change(kind, step=k, old=old, new=new, detail=detail),))
+
+
 def _match_case(template: str, word: str) -> str:
     return word[:1].upper() + word[1:] if template[:1].isupper() else word
 
@@ -104,9 +110,7 @@ class GrammaticalErrorStep:
         if not cands:
             return NotApplicable("no_grammar_candidate")
         k, kind, new, detail = cands[rng.randrange(len(cands))]
-        steps = list(chain.steps)
-        old, steps[k] = steps[k], new
-        return Perturbed(tuple(steps), (Change(kind, step=k, old=old, new=new, detail=detail),))
+        return _one_step_changed(chain, k, new, kind, detail)
 
 
 # --------------------------------------------------------------------------- negation
@@ -161,9 +165,7 @@ class NegateStep:
         if not cands:
             return NotApplicable("no_negatable_step")
         k, new, rule = cands[rng.randrange(len(cands))]
-        steps = list(chain.steps)
-        old, steps[k] = steps[k], new
-        return Perturbed(tuple(steps), (Change("negation", step=k, old=old, new=new, detail={"rule": rule}),))
+        return _one_step_changed(chain, k, new, "negation", {"rule": rule})
 
 
 # --------------------------------------------------------------------------- entity swap
@@ -237,7 +239,4 @@ class SemanticChangeStep:
         text = chain.steps[k]
         m = _find(entity, text)
         new = _splice(text, [(m.start(), m.end(), _match_case(m.group(), new_entity))])
-        steps = list(chain.steps)
-        steps[k] = new
-        return Perturbed(tuple(steps), (Change("entity_swap", step=k, old=text, new=new,
-                                               detail={"entity": m.group(), "replacement": new_entity}),))
+        return _one_step_changed(chain, k, new, "entity_swap", {"entity": m.group(), "replacement": new_entity})

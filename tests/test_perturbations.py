@@ -244,34 +244,23 @@ def test_shuffles_permute_items_and_leave_the_rest(name, finder, key, steps, see
         assert new == _respliced(old, finder, new_items)
 
 
+@pytest.mark.parametrize("name, finder, new_value_ok", [
+    ("RandomNumber", numbers, lambda old, new: 0 <= int(new) <= 100),
+    ("RandomOperation", operators, lambda old, new: new in OPERATORS and new != canonical(old)),
+])
 @given(steps=math_steps, seed=seeds)
-def test_random_number_changes_one_number_per_step(steps, seed):
-    out = _contract("RandomNumber", chain_of(steps), seed)
-    with_numbers = [k for k, s in enumerate(steps) if numbers(s)]
+def test_random_edits_change_one_item_per_step(name, finder, new_value_ok, steps, seed):
+    out = _contract(name, chain_of(steps), seed)
+    eligible = [k for k, s in enumerate(steps) if finder(s)]
     if isinstance(out, NotApplicable):
-        assert not with_numbers
+        assert not eligible
         return
-    assert sorted(c.step for c in out.changes) == with_numbers
+    assert sorted(c.step for c in out.changes) == eligible
     for c in out.changes:
         old, new = c.detail["items"], c.detail["new_items"]
         diff = [i for i in range(len(old)) if old[i] != new[i]]
-        assert len(diff) == 1 and 0 <= int(new[diff[0]]) <= 100
-        assert out.steps[c.step] == _respliced(steps[c.step], numbers, new)
-
-
-@given(steps=math_steps, seed=seeds)
-def test_random_operation_changes_one_operator_per_step(steps, seed):
-    out = _contract("RandomOperation", chain_of(steps), seed)
-    with_ops = [k for k, s in enumerate(steps) if operators(s)]
-    if isinstance(out, NotApplicable):
-        assert not with_ops
-        return
-    assert sorted(c.step for c in out.changes) == with_ops
-    for c in out.changes:
-        old, new = c.detail["items"], c.detail["new_items"]
-        diff = [i for i in range(len(old)) if old[i] != new[i]]
-        assert len(diff) == 1 and new[diff[0]] in OPERATORS and new[diff[0]] != canonical(old[diff[0]])
-        assert out.steps[c.step] == _respliced(steps[c.step], operators, new)
+        assert len(diff) == 1 and new_value_ok(old[diff[0]], new[diff[0]])
+        assert out.steps[c.step] == _respliced(steps[c.step], finder, new)
 
 
 # --------------------------------------------------------------------------- combinations
