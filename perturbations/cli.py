@@ -40,7 +40,10 @@ def add_parsers(sub):
     e.add_argument("--limit", type=int, default=0, help="only the first N rows of each set")
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (0: none)")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("-o", "--out-dir", default=None, help="write cells.csv, table.md, table.tex, checks.json here")
+    e.add_argument("-o", "--out-dir", default=None,
+                   help="write the per-set scores (as each set finishes), cells.csv, table.md, table.tex, "
+                        "checks.json here")
+    e.add_argument("--resume", action="store_true", help="reuse the per-set scores of an interrupted run in -o")
 
 
 def cmd_perturb(args, usage_error) -> int:
@@ -90,13 +93,15 @@ def cmd_diag_eval(args, usage_error) -> int:
 
     from . import evaluate
 
+    if args.resume and not args.out_dir:
+        raise usage_error("--resume needs -o/--out-dir")
     if not (Path(args.diag_dir) / "manifest.json").is_file():
         raise usage_error(f"{args.diag_dir}: no manifest.json (build it with roscoe perturb)")
     scorer = Scorer(args.preset, mode=args.mode, device=args.device, dtype=args.dtype)
     sets = {s.strip() for s in args.sets.split(",") if s.strip()} or None
     ev = evaluate.evaluate(Path(args.diag_dir), scorer, scores=args.scores, sets=sets, limit=args.limit,
-                           n_boot=args.n_boot, seed=args.seed,
-                           progress=lambda k: print(f"scoring {k}", file=sys.stderr))
+                           n_boot=args.n_boot, seed=args.seed, out_dir=args.out_dir and Path(args.out_dir),
+                           resume=args.resume, progress=lambda k: print(f"scoring {k}", file=sys.stderr))
     print(f"{sum(s['rows'] for s in ev.sets)} chains in {len(ev.sets)} sets, {ev.seconds:.1f} s\n")
     print("Somers' D(score | label), label 1 = unperturbed [95 % bootstrap CI], * = p < 0.05\n")
     print(ev.table().markdown())

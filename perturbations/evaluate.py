@@ -73,11 +73,27 @@ def read_set(path: Path, limit=0) -> tuple[list, np.ndarray]:
     return chains, np.asarray(labels, dtype=float)
 
 
+def _reuse(path: Path, chains, labels, names) -> tuple[dict, list] | None:
+    """Scores of an earlier, interrupted run for the same rows, or None."""
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    if [r.get("id") for r in rows] != [c.id for c in chains] or [r.get("label") for r in rows] != labels.tolist():
+        return None
+    if not all(n in r for r in rows for n in names):
+        return None
+    return {n: np.array([np.nan if r[n] is None else r[n] for r in rows], dtype=float) for n in names}, rows
+
+
 def evaluate(diag_dir: Path, scorer, *, scores="reference-free", sets=None, limit=0, n_boot=1000, seed=0,
-             progress=None) -> Evaluation:
+             out_dir: Path | None = None, resume=False, progress=None) -> Evaluation:
     """Score the sets listed in ``diag_dir/manifest.json`` (all, or those whose
     ``source/perturbation`` key is in ``sets``) and correlate.  ``limit`` keeps the first N
-    rows of each set (they are in source order, perturbed and gold rows mixed)."""
+    rows of each set (they are in source order, perturbed and gold rows mixed).
+
+    With ``out_dir``, each set's per-chain scores are written as soon as it is scored, so an
+    interrupted run loses at most one set; ``resume`` reuses them when the signature, ids
+    and labels match."""
     from human_eval.stats import correlate
     from roscoe import registry
 
@@ -87,19 +103,43 @@ def evaluate(diag_dir: Path, scorer, *, scores="reference-free", sets=None, limi
     except (OSError, json.JSONDecodeError) as e:
         raise DiagnosticsError(f"{diag_dir}/manifest.json: {e}") from e
     names = registry.resolve(scores)
+    signature = f"{scorer.signature(names)}\nscores: {','.join(names)}\nlimit: {limit}"
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        sig_file = out_dir / "scores" / "signature.txt"
+        if sig_file.parent.exists():
+            if not resume:
+                raise DiagnosticsError(f"{out_dir}/scores exists; pass --resume to reuse it or use a new -o")
+            if sig_file.exists() and sig_file.read_text().strip() != signature:
+                raise DiagnosticsError(f"{out_dir}/scores were made with another signature, score set or "
+                                       "limit; use a new -o")
+        sig_file.parent.mkdir(parents=True, exist_ok=True)
+        sig_file.write_text(signature + "\n")
     ev, t0 = Evaluation(), time.perf_counter()
     for s in manifest["sets"]:
         key = f"{s['source']}/{s['perturbation']}"
         if sets and key not in sets:
             continue
-        if progress:
-            progress(key)
         chains, labels = read_set(diag_dir / s["file"], limit)
-        table = scorer.score(chains, names)
-        ev.scored[key] = [{**r, "label": int(y)} for r, y in zip(table.records(), labels)]
+        path = out_dir / "scores" / f"{key}.jsonl" if out_dir is not None else None
+        earlier = _reuse(path, chains, labels, names) if path is not None and resume else None
+        if earlier:
+            columns, rows = earlier
+        else:
+            if progress:
+                progress(key)
+            table = scorer.score(chains, names)
+            columns = {n: table[n] for n in names}
+            rows = [{**r, "label": int(y)} for r, y in zip(table.records(), labels)]
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+                tmp.replace(path)
+        ev.scored[key] = rows
         ev.sets.append({"key": key, "perturbation": s["perturbation"], "rows": len(chains),
-                        "perturbed": int((labels == 0).sum())})
-        ev.cells += correlate({n: table[n] for n in names}, {key: labels}, ("somers_d",), n_boot=n_boot, seed=seed)
+                        "perturbed": int((labels == 0).sum()), "reused": bool(earlier)})
+        ev.cells += correlate(columns, {key: labels}, ("somers_d",), n_boot=n_boot, seed=seed)
     ev.seconds = time.perf_counter() - t0
     return ev
 
@@ -112,8 +152,6 @@ def write(ev: Evaluation, out_dir: Path) -> list[Path]:
     table = ev.table()
     paths = {"cells.csv": cells_csv(ev.cells), "table.md": table.markdown(), "table.tex": table.latex(),
              "checks.json": json.dumps(ev.checks(), indent=1), "sets.json": json.dumps(ev.sets, indent=1)}
-    for key, rows in ev.scored.items():  # the per-chain scores, to re-correlate or inspect
-        paths[f"scores/{key}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     for name, text in paths.items():
         (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / name).write_text(text, encoding="utf-8")

@@ -148,3 +148,21 @@ def test_a_plain_id_list_restores_those_ids_in_every_set(tmp_path):
     for name in ("DuplicateOneStep", "RemoveOneStep"):
         rows = _rows(out / "gsm8k" / f"{name}.jsonl")
         assert {r["id"]: r["label"] for r in rows} == {f"gsm8k-{i}": int(i in (1, 3)) for i in range(6)}
+
+
+def test_diag_eval_keeps_finished_sets_and_resumes(tmp_path, capsys):
+    d = tmp_path / "diag"
+    assert main(["perturb", "--source", "gsm8k", "--perturbations", "DuplicateOneStep,RemoveOneStep",
+                 "--limit", "8", "-o", str(d), "--quiet"]) == 0
+    out = tmp_path / "eval"
+    argv = ["diag-eval", str(d), "--scores", "repetition_step", "--n-boot", "0", "-o", str(out)]
+    assert main(argv) == 0
+    first = (out / "cells.csv").read_text()
+    scored = (out / "scores" / "gsm8k" / "RemoveOneStep.jsonl").read_bytes()
+    assert main(argv) == 2 and "--resume" in capsys.readouterr().err  # never silently re-scored over
+    assert main([*argv, "--resume"]) == 0
+    assert all(s["reused"] for s in json.loads((out / "sets.json").read_text()))
+    assert (out / "cells.csv").read_text() == first
+    assert (out / "scores" / "gsm8k" / "RemoveOneStep.jsonl").read_bytes() == scored
+    other = ["diag-eval", str(d), "--scores", "faithfulness", "--n-boot", "0", "-o", str(out), "--resume"]
+    assert main(other) == 2 and "another signature" in capsys.readouterr().err
