@@ -103,8 +103,9 @@ def cmd_diag_eval(args, usage_error) -> int:
                            n_boot=args.n_boot, seed=args.seed, out_dir=args.out_dir and Path(args.out_dir),
                            resume=args.resume, progress=lambda k: print(f"scoring {k}", file=sys.stderr))
     print(f"{sum(s['rows'] for s in ev.sets)} chains in {len(ev.sets)} sets, {ev.seconds:.1f} s\n")
-    print("Somers' D(score | label), label 1 = unperturbed [95 % bootstrap CI], * = p < 0.05\n")
-    print(ev.table().markdown())
+    for source in ev.sources():
+        print(f"## {source}: Somers' D(score | label), label 1 = unperturbed (CIs in table.{source}.md)\n")
+        print(ev.table(source).markdown(ci=False))
     checks = ev.checks()
     if checks:
         print("\nexpected behaviour (positive, significant D):")
@@ -112,7 +113,7 @@ def cmd_diag_eval(args, usage_error) -> int:
             print(f"  {c['set']:<45} {c['score']:<26} D = {c['D']:+.3f}  {'caught' if c['caught'] else 'NOT caught'}")
     if args.out_dir:
         paths = evaluate.write(ev, Path(args.out_dir))
-        print(f"wrote {len(paths)} files to {args.out_dir} (cells.csv, table.md, table.tex, checks.json, "
-              "sets.json, scores/)")
+        print(f"wrote {len(paths)} files to {args.out_dir} (cells.csv, table.md, table.<source>.md, table.tex, "
+              "checks.json, sets.json; scores/ per set)")
     print(f"signature: {scorer.signature(args.scores)}")
     return 0

@@ -32,10 +32,21 @@ class Evaluation:
     scored: dict[str, list[dict]] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def table(self):
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(s["key"].split("/")[0] for s in self.sets))
+
+    def table(self, source: str | None = None):
+        """Score rows x set columns; for one ``source``, its sets with the perturbation as
+        the column name."""
+        import dataclasses
+
         from human_eval.tables import Table
 
-        return Table(self.cells, method="somers_d")
+        if source is None:
+            return Table(self.cells, method="somers_d")
+        prefix = f"{source}/"
+        return Table([dataclasses.replace(c, label=c.label[len(prefix):]) for c in self.cells
+                      if c.label.startswith(prefix)], method="somers_d")
 
     def checks(self) -> list[dict]:
         """For each set whose perturbation has an expected score: that score's D, and
@@ -152,6 +163,8 @@ def write(ev: Evaluation, out_dir: Path) -> list[Path]:
     table = ev.table()
     paths = {"cells.csv": cells_csv(ev.cells), "table.md": table.markdown(), "table.tex": table.latex(),
              "checks.json": json.dumps(ev.checks(), indent=1), "sets.json": json.dumps(ev.sets, indent=1)}
+    for source in ev.sources():
+        paths[f"table.{source}.md"] = ev.table(source).markdown()
     for name, text in paths.items():
         (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / name).write_text(text, encoding="utf-8")

@@ -116,7 +116,8 @@ def test_diag_eval_finds_duplicated_steps_with_the_lite_embedder(tmp_path, capsy
     assert main(["diag-eval", str(d), "--scores", "repetition_step,faithfulness", "--n-boot", "0",
                  "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "gsm8k/DuplicateOneStep" in printed and "signature:" in printed
+    assert "## gsm8k" in printed and "DuplicateOneStep" in printed and "signature:" in printed
+    assert "DuplicateOneStep" in (out / "table.gsm8k.md").read_text()
     cells = {r["score"]: r for r in csv.DictReader((out / "cells.csv").open())}
     # A copied step is maximally similar to its original: Repetition-Step separates the
     # perturbed chains from the gold ones almost perfectly.
