@@ -12,7 +12,14 @@ import random
 import re
 from dataclasses import dataclass
 
-from .base import Change, GoldChain, NotApplicable, Perturbed, SplitContext
+from .base import (
+    Change,
+    GoldChain,
+    NotApplicable,
+    Perturbed,
+    SplitContext,
+    differing_order,
+)
 
 
 @dataclass(frozen=True)
@@ -132,14 +139,8 @@ class _PerStep:
 
 
 def _shuffled(values: list[str], key, rng: random.Random) -> list[str] | None:
-    if len(values) < 2 or len({key(v) for v in values}) < 2:
-        return None
-    gold = [key(v) for v in values]
-    while True:  # terminates: at least two different values, so some order differs
-        order = list(range(len(values)))
-        rng.shuffle(order)
-        if [gold[i] for i in order] != gold:
-            return [values[i] for i in order]
+    order = differing_order([key(v) for v in values], rng)
+    return None if order is None else [values[i] for i in order]
 
 
 def _number_value(text: str) -> str:

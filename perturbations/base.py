@@ -106,6 +106,21 @@ def same_chain(a: Sequence[str], b: Sequence[str]) -> bool:
     return [normalise(s) for s in a] == [normalise(s) for s in b]
 
 
+def differing_order(keys: Sequence, rng: random.Random, max_draws: int = 64) -> list[int] | None:
+    """A random permutation of positions under which ``keys`` read differently, drawn by
+    rejection as the reference did; None when every key is equal (no such order)."""
+    keys = list(keys)
+    if len(set(keys)) < 2:
+        return None
+    for _ in range(max_draws):
+        order = list(range(len(keys)))
+        rng.shuffle(order)
+        if [keys[i] for i in order] != keys:
+            return order
+    # A sequence equals its rotation by one only when it is constant, which was ruled out.
+    return list(range(1, len(keys))) + [0]
+
+
 def rng_for(seed: int, *parts: str) -> random.Random:
     """An independent stream per (seed, source, perturbation, example): one example's
     failure or a change in the set never shifts another example's draws, and Python's

@@ -118,7 +118,7 @@ def _dumps(row) -> str:
     return json.dumps(row, ensure_ascii=False, sort_keys=False)
 
 
-def _write_lines(path: Path, rows) -> str:
+def write_jsonl(path: Path, rows) -> str:
     """Write atomically; return the sha256 of what was written."""
     return _write_bytes(path, "".join(_dumps(r) + "\n" for r in rows).encode("utf-8"))
 
@@ -154,10 +154,10 @@ def write(out_dir: Path, results: list[SetResult], built: dict[str, sources.Buil
     sets, restored = [], {}
     for r, target in zip(results, targets):
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = _write_lines(target, r.rows)
+        digest = write_jsonl(target, r.rows)
         na = target.with_name(f"{r.perturbation}.not_applicable.jsonl")
         if r.not_applicable:
-            _write_lines(na, r.not_applicable)
+            write_jsonl(na, r.not_applicable)
         elif na.exists():
             na.unlink()  # left from an earlier build with --overwrite
         sets.append({"source": r.source, "perturbation": r.perturbation, "file": str(target.relative_to(out_dir)),

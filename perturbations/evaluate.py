@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .diagnostic import write_jsonl
+
 # What ROSCOE claims each perturbation should trip (checked and reported, never assumed).
 EXPECTED = {
     "DuplicateOneStep": ("repetition_step", "repetition_word"),
@@ -66,21 +68,19 @@ class Evaluation:
 
 
 def read_set(path: Path, limit=0) -> tuple[list, np.ndarray]:
-    from roscoe.chains import from_record
+    from roscoe.chains import InputError, from_record
+    from roscoe.io import read_lines
 
     chains, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if limit and len(chains) >= limit:
-                break
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DiagnosticsError(f"{path}:{line_no}: not JSON: {e}") from e
-            if not isinstance(record, dict) or record.get("label") not in (0, 1):
-                raise DiagnosticsError(f"{path}:{line_no}: field 'label': expected 0 or 1")
-            chains.append(from_record(record, source=str(path), line=line_no))
-            labels.append(record["label"])
+    for line_no, record in read_lines(path):
+        if limit and len(chains) >= limit:
+            break
+        if isinstance(record, InputError):
+            raise DiagnosticsError(str(record))
+        if not isinstance(record, dict) or record.get("label") not in (0, 1):
+            raise DiagnosticsError(f"{path}:{line_no}: field 'label': expected 0 or 1")
+        chains.append(from_record(record, source=str(path), line=line_no))
+        labels.append(record["label"])
     return chains, np.asarray(labels, dtype=float)
 
 
@@ -144,9 +144,7 @@ def evaluate(diag_dir: Path, scorer, *, scores="reference-free", sets=None, limi
             rows = [{**r, "label": int(y)} for r, y in zip(table.records(), labels)]
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-                tmp.replace(path)
+                write_jsonl(path, rows)
         ev.scored[key] = rows
         ev.sets.append({"key": key, "perturbation": s["perturbation"], "rows": len(chains),
                         "perturbed": int((labels == 0).sum()), "reused": bool(earlier)})

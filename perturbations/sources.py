@@ -58,18 +58,17 @@ def sha256(path: Path) -> str:
 
 
 def _json_lines(path: Path, built: Built) -> Iterator[tuple[int, dict]]:
-    with open(path, "rb") as f:
-        for line_no, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                built.skip(line_no, None, "malformed_row", f"{path.name}:{line_no}: {e}")
-                continue
-            if not isinstance(row, dict):
-                built.skip(line_no, None, "malformed_row", f"{path.name}:{line_no}: not a JSON object")
-                continue
+    """The JSON objects of a JSONL file, through the scorer's own line reader (UTF-8, size
+    limit, JSON); every bad line becomes a reported skip."""
+    from roscoe.chains import InputError
+    from roscoe.io import read_lines
+
+    for line_no, row in read_lines(path):
+        if isinstance(row, InputError):
+            built.skip(line_no, None, "malformed_row", str(row))
+        elif not isinstance(row, dict):
+            built.skip(line_no, None, "malformed_row", f"{path}:{line_no}: not a JSON object")
+        else:
             yield line_no, row
 
 

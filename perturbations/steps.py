@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import random
 
-from .base import Change, GoldChain, NotApplicable, Perturbed, SplitContext, normalise
+from .base import (
+    Change,
+    GoldChain,
+    NotApplicable,
+    Perturbed,
+    SplitContext,
+    differing_order,
+    normalise,
+)
 
 _MAX_DRAWS = 64  # rejection sampling first (cheap, and what the reference did), then an exhaustive pick
-
-
-def _distinct(steps) -> int:
-    return len({normalise(s) for s in steps})
 
 
 class ShuffleSteps:
@@ -19,17 +23,9 @@ class ShuffleSteps:
 
     def __call__(self, chain: GoldChain, ctx: SplitContext, rng: random.Random):
         steps = list(chain.steps)
-        if _distinct(steps) < 2:
+        order = differing_order([normalise(s) for s in steps], rng, _MAX_DRAWS)
+        if order is None:
             return NotApplicable("too_few_distinct_steps")
-        gold = [normalise(s) for s in steps]
-        for _ in range(_MAX_DRAWS):
-            order = list(range(len(steps)))
-            rng.shuffle(order)
-            if [gold[i] for i in order] != gold:
-                break
-        else:
-            # A sequence equals its rotation by one only when it is constant, which was ruled out.
-            order = list(range(1, len(steps))) + [0]
         return Perturbed(tuple(steps[i] for i in order), (Change("shuffle", detail={"order": order}),))
 
 
