@@ -266,3 +266,34 @@ def test_parlai_preset_with_local_tiny_models_scores_everything(tmp_path, bert_d
             assert 0.0 <= table[name][0] <= 1.0, name
         sig = str(sc.signature())
         assert f"mode:{mode}" in sig and "nli:nli@" in sig and "+con2(id2label)" in sig and "+acc0(id2label)" in sig
+
+
+def _oom_above(model, rows):
+    """Make ``model`` run out of memory on any batch of more than ``rows`` texts."""
+    forward = model.forward
+
+    def patched(*args, **kw):
+        ids = kw.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[0] > rows:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(*args, **kw)
+
+    model.forward = patched
+
+
+def test_out_of_memory_in_a_pass_loses_and_repeats_nothing(tmp_path, bert_dir, gpt2_dir):
+    texts = TEXTS * 3 + ["One more sentence about apples and pears."]
+    pairs = list(zip(texts, reversed(texts)))
+    nli = NLIClassifier(_src(_classifier_dir(tmp_path, "nli", {0: "entailment", 1: "neutral", 2: "contradiction"})))
+    tok, emb, lm = TokenEmbedder(_src(bert_dir)), SentenceEmbedder(_src(bert_dir)), CausalLM(_src(gpt2_dir))
+    want = (nli.p_contradiction(pairs), emb.encode(texts), tok.encode(texts), lm.nll(texts))
+    before = nli.stats.batches
+    for m in (nli, emb, tok, lm):
+        m.batch_tokens = 10_000  # one batch of everything, then halves until 2 rows fit
+        _oom_above(m.model.base_model if m is lm else m.model, 2)
+    got = (nli.p_contradiction(pairs), emb.encode(texts), tok.encode(texts), lm.nll(texts))
+    assert torch.allclose(got[0], want[0], atol=1e-6)
+    assert torch.allclose(got[1], want[1], atol=1e-6)
+    assert len(got[2]) == len(texts) and all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got[2], want[2]))
+    assert torch.equal(got[3][1], want[3][1]) and torch.allclose(got[3][0], want[3][0], rtol=1e-6)
+    assert nli.stats.batches - before >= math.ceil(len(pairs) / 2)  # the halving really happened

@@ -56,14 +56,8 @@ def evaluate(limit: int = 0) -> dict:
 
 def _nli_probs(nli, rows) -> np.ndarray:
     """All three class probabilities (the scorer itself only asks for P(contradiction))."""
-    probs = np.zeros((len(rows), 3))
     enc, lengths = nli._encode([p for p, _, _ in rows], [h for _, h, _ in rows])
-
-    def fn(idx, batch):
-        probs[idx] = torch.softmax(nli.model(**batch).logits.float(), -1).cpu().numpy()
-
-    nli._batches(enc, lengths, fn)
-    return probs
+    return nli._batches(enc, lengths, lambda idx, batch: torch.softmax(nli.model(**batch).logits.float(), -1)).numpy()
 
 
 def fmt(res: dict) -> str:

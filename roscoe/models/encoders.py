@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .batching import run_batches, token_batches
@@ -38,6 +40,17 @@ class PassStats:
 
     def as_dict(self):
         return dict(self.__dict__)
+
+
+def _in_input_order(results, n: int) -> torch.Tensor:
+    """Per-row batch results, gathered to the host with one copy, in input order."""
+    if not results:
+        return torch.empty(0)
+    order = torch.tensor([i for idx, _ in results for i in idx])
+    values = torch.cat([res for _, res in results]).cpu()
+    out = torch.empty((n, *values.shape[1:]), dtype=values.dtype)
+    out[order] = values
+    return out
 
 
 class _Encoder:
@@ -76,30 +89,45 @@ class _Encoder:
         self.stats.tokens += sum(lengths)
         return enc, lengths
 
-    def _batches(self, enc, lengths, fn):
-        """Call ``fn(idx, batch)`` on each right-padded, length-sorted, token-budgeted batch."""
+    def _batches(self, enc, lengths, fn, *, per_row=True):
+        """Run ``fn(idx, batch)`` on each right-padded, length-sorted, token-budgeted batch.
+
+        ``fn`` returns its result on the device, which keeps it there: the pass costs one
+        device-to-host copy (and one synchronisation) at its end instead of one per batch.
+        With ``per_row`` each result has one row per text and the return value is a host tensor
+        of them in input order; otherwise the raw ``[(idx, result)]`` list, still on the device.
+        """
         t0 = time.perf_counter()
         keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
         pad_id = self.tokenizer.pad_token_id or 0
         cuda = self.device.type == "cuda"
 
         def collate(idx):
-            width = max(lengths[i] for i in idx)
+            rows = torch.tensor([lengths[i] for i in idx])
+            width = int(rows.max())
+            filled = torch.arange(width)[None, :] < rows[:, None]  # row-major, as the ids are chained
+            total = int(rows.sum())
             batch = {}
             for k in keys:
+                flat = torch.from_numpy(np.fromiter(chain.from_iterable(enc[k][i] for i in idx), np.int64, total))
                 t = torch.full((len(idx), width), pad_id if k == "input_ids" else 0, dtype=torch.long)
-                for r, i in enumerate(idx):
-                    t[r, : lengths[i]] = torch.as_tensor(enc[k][i])
+                t[filled] = flat
                 batch[k] = t.pin_memory().to(self.device, non_blocking=True) if cuda else t
             return batch
 
+        results = []
+
         def compute(idx, batch):
             with torch.inference_mode():
-                fn(idx, batch)
+                res = fn(idx, batch)
+            results.append((idx, res))  # only once fn succeeded: an out-of-memory retry adds nothing
             self.stats.batches += 1
 
         run_batches(token_batches(lengths, self.batch_tokens), collate, compute, prefetch=cuda)
+        if per_row:
+            results = _in_input_order(results, len(lengths))
         self.stats.seconds += time.perf_counter() - t0
+        return results
 
     def describe(self) -> dict:
         return {"max_length": self.max_length}
@@ -158,9 +186,8 @@ class SentenceEmbedder(_Encoder):
                     f"missing ({', '.join(missing) or 'no pooler layer'}); refusing a random pooler")
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        out = torch.empty(len(texts), self.model.config.hidden_size, dtype=torch.float32)
         if not texts:
-            return out
+            return torch.empty(0, self.model.config.hidden_size, dtype=torch.float32)
         enc, lengths = self._encode(texts)
 
         def fn(idx, batch):
@@ -175,10 +202,9 @@ class SentenceEmbedder(_Encoder):
                 vec = res.pooler_output.float()
             else:
                 vec = hidden[:, 0]
-            out[idx] = torch.nn.functional.normalize(vec, dim=-1).cpu()
+            return torch.nn.functional.normalize(vec, dim=-1)
 
-        self._batches(enc, lengths, fn)
-        return out
+        return self._batches(enc, lengths, fn)
 
     def describe(self):
         return {"max_length": self.max_length, "pooling": self.pooling, "pooling_from": self.pooling_from}
@@ -195,24 +221,31 @@ class TokenEmbedder(_Encoder):
     slot = "token"
 
     def encode(self, texts: list[str], drop: str = "special") -> list[torch.Tensor]:
-        out: list[torch.Tensor | None] = [None] * len(texts)
         if not texts:
             return []
         enc, lengths = self._encode(texts)
-        special = [self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
-                   for ids in enc["input_ids"]]
+        if drop == "ends":
+            keep = [[0] + [1] * max(0, n - 2) + [0] * min(1, n - 1) if n > 1 else [0] for n in lengths]
+        else:
+            keep = [[1 - m for m in self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)]
+                    for ids in enc["input_ids"]]
+        kept = [sum(k) for k in keep]
 
         def fn(idx, batch):
-            hidden = torch.nn.functional.normalize(self.model(**batch).last_hidden_state.float(), dim=-1).cpu()
+            # the kept positions of the whole batch in one gather, on the device
+            width = batch["input_ids"].shape[1]
+            mask = torch.zeros(len(idx), width, dtype=torch.bool)
             for row, i in enumerate(idx):
-                n = lengths[i]
-                if drop == "ends":
-                    keep = torch.arange(1, max(1, n - 1))
-                else:
-                    keep = torch.tensor([p for p in range(n) if not special[i][p]], dtype=torch.long)
-                out[i] = hidden[row, keep]
+                mask[row, : lengths[i]] = torch.tensor(keep[i], dtype=torch.bool)
+            hidden = self.model(**batch).last_hidden_state
+            return torch.nn.functional.normalize(hidden[mask.to(hidden.device)].float(), dim=-1)
 
-        self._batches(enc, lengths, fn)
+        results = self._batches(enc, lengths, fn, per_row=False)
+        order = [i for idx, _ in results for i in idx]
+        vectors = torch.cat([res for _, res in results]).cpu().split([kept[i] for i in order])
+        out: list[torch.Tensor | None] = [None] * len(texts)
+        for i, v in zip(order, vectors):
+            out[i] = v
         return out  # type: ignore[return-value]
 
 
@@ -247,17 +280,11 @@ class NLIClassifier(_Encoder):
             self.index, self.index_from = hits[0], "id2label"
 
     def p_contradiction(self, pairs: list[tuple[str, str]]) -> torch.Tensor:
-        out = torch.empty(len(pairs), dtype=torch.float32)
         if not pairs:
-            return out
+            return torch.empty(0, dtype=torch.float32)
         enc, lengths = self._encode([p for p, _ in pairs], [h for _, h in pairs])
-
-        def fn(idx, batch):
-            logits = self.model(**batch).logits.float()
-            out[idx] = torch.softmax(logits, dim=-1)[:, self.index].cpu()
-
-        self._batches(enc, lengths, fn)
-        return out
+        return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
+            self.model(**batch).logits.float(), dim=-1)[:, self.index])
 
     def describe(self):
         return {"max_length": self.max_length, "contradiction_index": self.index, "index_from": self.index_from}
@@ -289,17 +316,11 @@ class GrammarClassifier(_Encoder):
             self.index, self.index_from = hits[0], "id2label"
 
     def p_acceptable(self, texts: list[str]) -> torch.Tensor:
-        out = torch.empty(len(texts), dtype=torch.float32)
         if not texts:
-            return out
+            return torch.empty(0, dtype=torch.float32)
         enc, lengths = self._encode(texts)
-
-        def fn(idx, batch):
-            logits = self.model(**batch).logits.float()
-            out[idx] = torch.softmax(logits, dim=-1)[:, self.index].cpu()
-
-        self._batches(enc, lengths, fn)
-        return out
+        return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
+            self.model(**batch).logits.float(), dim=-1)[:, self.index])
 
     def describe(self):
         return {"max_length": self.max_length, "acceptable_index": self.index, "index_from": self.index_from}

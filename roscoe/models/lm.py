@@ -73,6 +73,8 @@ class CausalLM:
         for i in long:
             sums[i], counts[i] = self._sliding(seqs[i])
 
+        cuda = self.device.type == "cuda"
+
         def collate(idx):
             rows = [seqs[i] for i in idx]
             width = max(len(r) for r in rows)
@@ -83,39 +85,50 @@ class CausalLM:
                 mask[r, : len(s)] = 1
             targets = torch.full_like(ids, -100)
             targets[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            return ids, mask, targets
+            batch = self._targets(ids, mask, targets)
+            return tuple(t.pin_memory().to(self.device, non_blocking=True) if cuda else t for t in batch)
+
+        parts = []
 
         def compute(idx, batch):
             s, n = self._forward(*batch)
-            sums[idx] = s
-            counts[idx] = n
+            parts.append((idx, s, n))  # kept on the device: one copy for the whole pass
             self.stats.batches += 1
 
         lengths = [len(seqs[i]) for i in short]
         batches = [[short[j] for j in b] for b in token_batches(lengths, self.batch_tokens)]
-        run_batches(batches, collate, compute, prefetch=self.device.type == "cuda")
+        run_batches(batches, collate, compute, prefetch=cuda)
+        if parts:
+            order = torch.tensor([i for idx, _, _ in parts for i in idx])
+            sums[order] = torch.cat([s for _, s, _ in parts]).cpu()
+            counts[order] = torch.cat([n for _, _, n in parts]).cpu()
         self.stats.seconds += time.perf_counter() - t0
         return sums, counts
 
-    def _forward(self, ids, mask, targets):
-        """targets[b, p] is the token predicted at position p, or -100."""
+    @staticmethod
+    def _targets(ids, mask, targets):
+        """The batch plus, worked out on the host so the device never has to report back, the
+        flat positions that have a target and the row of each."""
+        keep = (targets.reshape(-1) != -100).nonzero().squeeze(1)
+        return ids, mask, targets, keep, keep // ids.shape[1]
+
+    def _forward(self, ids, mask, targets, keep, row):
+        """targets[b, p] is the token predicted at position p, or -100.  Returns per-row NLL sums
+        (float64) and target counts, on the model's device."""
         with torch.inference_mode():
-            ids, mask, targets = ids.to(self.device), mask.to(self.device), targets.to(self.device)
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
             head = self.model.get_output_embeddings()
             flat_h = hidden.reshape(-1, hidden.shape[-1])
             flat_t = targets.reshape(-1)
-            keep = (flat_t != -100).nonzero().squeeze(1)
-            nll = torch.empty(keep.shape[0], dtype=torch.float32, device=self.device)
+            nll = torch.empty(keep.shape[0], dtype=torch.float32, device=hidden.device)
             for a in range(0, keep.shape[0], _HEAD_CHUNK):
                 k = keep[a: a + _HEAD_CHUNK]
                 logits = head(flat_h[k]).float()
                 nll[a: a + _HEAD_CHUNK] = torch.nn.functional.cross_entropy(logits, flat_t[k], reduction="none")
-            row = keep // ids.shape[1]
-            sums = torch.zeros(ids.shape[0], dtype=torch.float64, device=self.device)
+            sums = torch.zeros(ids.shape[0], dtype=torch.float64, device=hidden.device)
             sums.index_add_(0, row, nll.double())
             counts = (targets != -100).sum(1)
-        return sums.cpu(), counts.cpu()
+        return sums, counts
 
     def _sliding(self, seq: list[int]) -> tuple[float, int]:
         w, stride, total, n = self.window, self.window // 2, 0.0, 0
@@ -127,7 +140,8 @@ class CausalLM:
             # position p predicts token p+1; the targets of this window are tokens [max(i,1), hi)
             for tpos in range(max(i, 1), hi):
                 targets[0, tpos - 1 - lo] = seq[tpos]
-            s, c = self._forward(ids, torch.ones_like(ids), targets)
+            batch = self._targets(ids, torch.ones_like(ids), targets)
+            s, c = self._forward(*(t.to(self.device) for t in batch))
             total += float(s[0])
             n += int(c[0])
         return total, n
