@@ -4,10 +4,14 @@
 Prints, for NLI on SNLI test and on the fixed, seeded 2,000-pair MNLI dev-matched hold-out:
 accuracy, per-class F1, contradiction-vs-rest AUROC and the expected calibration error of
 P(contradiction); for grammar: Matthews correlation on CoLA in-domain and out-of-domain dev.
-Also the load time of each model with the backbone already in memory.
+Also the load time of each model with the backbone already in memory, and (``--chains``) the
+check that decided between candidate models: Somers' D of Self- and Source-Consistency on the
+NegateStep diagnostic sets of GSM8K, EntailmentBank and AQuA (first 100 source chains, seed 42),
+that is, whether the NLI model catches a negated step in real reasoning chains.
 
     python tools/eval_lite_models.py                 # print the figures
-    python tools/eval_lite_models.py --write-card    # and write roscoe/lite_models/MODEL_CARD.md
+    python tools/eval_lite_models.py --chains        # and the reasoning-chain check (needs the perturb extra)
+    python tools/eval_lite_models.py --write-card    # all of it, into roscoe/lite_models/MODEL_CARD.md
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from roscoe.models import ModelSet, lite  # noqa: E402
 CARD = lite.SHIPPED / "MODEL_CARD.md"
 
 
-def evaluate(limit: int = 0) -> dict:
+def evaluate(limit: int = 0, chains: bool = False) -> dict:
     ms = ModelSet("lite", device="cpu", dtype="fp32")
     ms.get("embedder")  # the backbone is in memory, as in a scoring run
     out = {"load_seconds": {}}
@@ -49,8 +53,33 @@ def evaluate(limit: int = 0) -> dict:
         rows = rows[:limit] if limit else rows
         p = gram.p_acceptable([s for s, _ in rows]).numpy()
         out[name] = D.cola_metrics(p, np.array([y for _, y in rows]))
+    if chains:
+        out["chains"] = chain_check(ms)
     out["shipped_bytes"] = {t: (lite.SHIPPED / f"{t}.safetensors").stat().st_size for t in ("nli", "grammar")}
     out["hash"] = {slot: ms.describe(slot)["hash"] for slot in ("nli", "grammar")}
+    return out
+
+
+CHAIN_SOURCES = ("gsm8k", "entailment_bank", "aqua")
+CHAIN_SCORES = ("coherence_step_vs_step", "discourse_representation")
+
+
+def chain_check(ms: ModelSet, limit: int = 100) -> dict:
+    """{set: {score: (D, p, n)}} on the NegateStep sets, built in a temp dir with the package's
+    own builder and scored with these models."""
+    import tempfile
+
+    from perturbations import diagnostic, evaluate as diag
+
+    from roscoe.scorer import Scorer
+
+    results, built = diagnostic.build(CHAIN_SOURCES, "NegateStep", seed=42, limit=limit)
+    with tempfile.TemporaryDirectory() as d:
+        diagnostic.write(Path(d), results, built, seed=42, fraction=0.5, limit=limit)
+        ev = diag.evaluate(Path(d), Scorer(models=ms), scores=",".join(CHAIN_SCORES), n_boot=0)
+    out: dict = {}
+    for c in ev.checks():
+        out.setdefault(c["set"], {})[c["score"]] = {"D": c["D"], "p": c["p"], "n": c["n"], "caught": c["caught"]}
     return out
 
 
@@ -70,6 +99,10 @@ def fmt(res: dict) -> str:
     for name in ("cola_dev", "cola_dev_ood"):
         r = res[name]
         lines.append(f"{name:<22} n={r['n']:<5} MCC {r['mcc']:.4f}  acc {r['accuracy']:.4f}")
+    for key, cells in res.get("chains", {}).items():
+        lines.append(f"{key:<28} " + "  ".join(
+            f"{score} D {c['D']:+.3f} (p {c['p']:.3f}, n {c['n']}{', caught' if c['caught'] else ''})"
+            for score, c in cells.items()))
     lines.append(f"load time with the backbone in memory: {res['load_seconds']}; shipped bytes {res['shipped_bytes']}")
     return "\n".join(lines)
 
@@ -81,6 +114,12 @@ def write_card(res: dict) -> None:
     cd, co = res["cola_dev"], res["cola_dev_ood"]
     data_rows = "\n".join(f"| `{k}` | {v} |" for k, v in nli_cfg["recipe"]["data"].items())
     r, c = nli_cfg["recipe"], cola_cfg["recipe"]
+
+    def cell(x):
+        return f"{x['D']:+.3f} ({x['p']:.3f}){' caught' if x['caught'] else ''}" if x else "–"
+
+    chain_rows = "\n".join(f"| {key} (n = {next(iter(v.values()))['n']}) | {cell(v.get(CHAIN_SCORES[0]))} | "
+                           f"{cell(v.get(CHAIN_SCORES[1]))} |" for key, v in res["chains"].items())
     CARD.write_text(f"""# Model card: the lite preset's NLI and grammar models
 
 Two small adapters that let the offline `lite` preset compute every ROSCOE score:
@@ -128,6 +167,15 @@ LoRA dropout {r['dropout']}, max length 128, seed {r['seed']}, {r['train_seconds
 | SNLI test | {s['n']:,} | {s['accuracy']:.4f} | {s['f1']['entailment']:.3f} / {s['f1']['neutral']:.3f} / {s['f1']['contradiction']:.3f} | {s['contradiction_auroc']:.4f} | {s['contradiction_ece']:.4f} |
 | MNLI dev-matched hold-out | {m['n']:,} | {m['accuracy']:.4f} | {m['f1']['entailment']:.3f} / {m['f1']['neutral']:.3f} / {m['f1']['contradiction']:.3f} | {m['contradiction_auroc']:.4f} | {m['contradiction_ece']:.4f} |
 
+**In reasoning chains.** What ROSCOE needs is that a negated step lowers Self- or
+Source-Consistency. Somers' D of each score against the label (1 = unperturbed) on the
+NegateStep diagnostic sets (`roscoe perturb --perturbations NegateStep --limit 100 --seed 42`),
+positive and p < 0.05 = caught:
+
+| set | Self-Consistency D (p) | Source-Consistency D (p) |
+|---|---|---|
+{chain_rows}
+
 ## Grammar (`roscoe-lite-cola`)
 
 Labels: `{cola_cfg['id2label']}` (GLUE's convention, 1 = acceptable; the reference's model uses the
@@ -158,8 +206,9 @@ def main(argv=None):
     ap.add_argument("--write-card", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N rows of each set")
+    ap.add_argument("--chains", action="store_true", help="also the NegateStep reasoning-chain check")
     args = ap.parse_args(argv)
-    res = evaluate(args.limit)
+    res = evaluate(args.limit, chains=args.chains or args.write_card)
     print(fmt(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
