@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import subprocess
@@ -35,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from roscoe import registry  # noqa: E402
 from roscoe.scorer import Scorer  # noqa: E402
+from roscoe.shared_data import shared_data  # noqa: E402
 
-SHARED = Path(os.environ.get("ROSCOE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = shared_data()
 GPU_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 
 

@@ -3,22 +3,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from roscoe.shared_data import shared_data
+
 from . import baselines, loaders
 from .stats import METHODS, Cell, correlate
 from .tables import Table, cells_csv, summary_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def data_root() -> Path:
-    root = Path(os.environ.get("ROSCOE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    root = shared_data()
     if not root.is_dir():
         raise FileNotFoundError(f"human-judgment data not found at {root}; set ROSCOE_SHARED_DATA")
     return root

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from roscoe.shared_data import shared_data
 
 from .base import GoldChain
 
@@ -42,7 +43,7 @@ class SourceError(ValueError):
 
 def data_root() -> Path:
     """``$ROSCOE_SHARED_DATA``, else ``../shared/data`` beside the checkout (as human_eval)."""
-    root = Path(os.environ.get("ROSCOE_SHARED_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+    root = shared_data()
     if not root.is_dir():
         raise SourceError(f"the source datasets were not found at {root}: set ROSCOE_SHARED_DATA or pass "
                           "--data-root (the directory holding dev/sources/)")

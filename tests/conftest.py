@@ -1,11 +1,12 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from roscoe.shared_data import shared_data
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ROSCOE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = shared_data()
 GSM8K_HUMAN = SHARED / "dev/human/roscoe_human/roscoe_human_gsm8k.jsonl"
 ESNLI_HUMAN = SHARED / "dev/human/roscoe_human/roscoe_human_esnli.jsonl"
 EXAMPLE = ROOT / "examples" / "chains.jsonl"

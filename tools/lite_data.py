@@ -6,14 +6,13 @@ seeded splits: SNLI test and a 2,000-pair MNLI dev-matched hold-out are never tr
 from __future__ import annotations
 
 import gzip
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_DIR = Path(os.environ.get("ROSCOE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "train"
+from roscoe.shared_data import shared_data
+
+TRAIN_DIR = shared_data() / "train"
 LABELS = ("entailment", "neutral", "contradiction")
 SPLIT_SEED = 20231
 MNLI_HOLDOUT = 2000
