@@ -195,6 +195,17 @@ def common_recipe(args, secs) -> dict:
             "device": args.device, "train_seconds": round(secs)}
 
 
+def predict_pairs(tok, model, rows):
+    return predict(tok, model, [p for p, _, _ in rows], [h for _, h, _ in rows])
+
+
+def evaluate_nli(tok, model, evals, metrics, suffix=""):
+    for name, rows in evals.items():
+        probs = torch.softmax(predict_pairs(tok, model, rows), -1).numpy()
+        metrics[name + suffix] = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
+        log(name + suffix, json.dumps(metrics[name + suffix]))
+
+
 def run_nli(args, out_dir, metrics):
     train3, train2, calib, evals = D.nli_splits()
     rng = random.Random(args.seed)
@@ -215,22 +226,15 @@ def run_nli(args, out_dir, metrics):
     del model
     # the temperature is fitted on the model as shipped (fp16, factorised), on the calibration split only
     shipped = as_loaded(state, 3, id2label, rank, alpha, 1.0, args.device)
-    cal_logits = predict(tok, shipped, [p for p, _, _ in calib], [h for _, h, _ in calib])
+    cal_logits = predict_pairs(tok, shipped, calib)
     cal_gold = torch.tensor([y for _, _, y in calib])
     temperature = fit_temperature(cal_logits, cal_gold)
     log(f"NLI trained in {secs / 60:.1f} min; temperature {temperature:.3f}")
     metrics["nli_calibration"] = D.nli_metrics(torch.softmax(cal_logits / temperature, -1).numpy(), cal_gold.numpy())
-    shipped = as_loaded(state, 3, id2label, rank, alpha, temperature, args.device)
-    for name, rows in evals.items():
-        probs = torch.softmax(predict(tok, shipped, [p for p, _, _ in rows], [h for _, h, _ in rows]), -1).numpy()
-        metrics[name] = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
-        log(name, json.dumps(metrics[name]))
+    evaluate_nli(tok, as_loaded(state, 3, id2label, rank, alpha, temperature, args.device), evals, metrics)
     for k in args.probe_ranks if args.full else ():  # what a smaller file would cost
         cut = as_loaded(lora.truncate(state, k), 3, id2label, k, float(k), temperature, args.device)
-        for name, rows in evals.items():
-            probs = torch.softmax(predict(tok, cut, [p for p, _, _ in rows], [h for _, h, _ in rows]), -1).numpy()
-            metrics[f"{name}@rank{k}"] = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
-            log(f"{name}@rank{k}", json.dumps(metrics[f"{name}@rank{k}"]))
+        evaluate_nli(tok, cut, evals, metrics, suffix=f"@rank{k}")
     save(state, "nli", {
         "task": "nli", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
         "id2label": id2label, "rank": rank, "alpha": alpha, "temperature": temperature,

@@ -80,3 +80,10 @@ def run_batches(batches: list[list[int]], collate: Callable, compute: Callable, 
             if k + 1 < len(batches):
                 pending = pool.submit(collate, batches[k + 1])
             run(idx, ready)
+
+
+def gather_to_host(results: list[tuple[list[int], torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pass's ``[(item indices, values on the device)]`` as (all indices, all values on the
+    host), with one device-to-host copy for the whole pass instead of one per batch."""
+    order = torch.tensor([i for idx, _ in results for i in idx], dtype=torch.long)
+    return order, torch.cat([values for _, values in results]).cpu()

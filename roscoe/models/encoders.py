@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import run_batches, token_batches
+from .batching import gather_to_host, run_batches, token_batches
 from .source import ModelSource
 
 
@@ -46,8 +46,7 @@ def _in_input_order(results, n: int) -> torch.Tensor:
     """Per-row batch results, gathered to the host with one copy, in input order."""
     if not results:
         return torch.empty(0)
-    order = torch.tensor([i for idx, _ in results for i in idx])
-    values = torch.cat([res for _, res in results]).cpu()
+    order, values = gather_to_host(results)
     out = torch.empty((n, *values.shape[1:]), dtype=values.dtype)
     out[order] = values
     return out
@@ -225,7 +224,7 @@ class TokenEmbedder(_Encoder):
             return []
         enc, lengths = self._encode(texts)
         if drop == "ends":
-            keep = [[0] + [1] * max(0, n - 2) + [0] * min(1, n - 1) if n > 1 else [0] for n in lengths]
+            keep = [[0] + [1] * (n - 2) + [0] if n >= 2 else [0] * n for n in lengths]
         else:
             keep = [[1 - m for m in self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)]
                     for ids in enc["input_ids"]]
@@ -240,11 +239,10 @@ class TokenEmbedder(_Encoder):
             hidden = self.model(**batch).last_hidden_state
             return torch.nn.functional.normalize(hidden[mask.to(hidden.device)].float(), dim=-1)
 
-        results = self._batches(enc, lengths, fn, per_row=False)
-        order = [i for idx, _ in results for i in idx]
-        vectors = torch.cat([res for _, res in results]).cpu().split([kept[i] for i in order])
+        order, flat = gather_to_host(self._batches(enc, lengths, fn, per_row=False))
+        order = order.tolist()
         out: list[torch.Tensor | None] = [None] * len(texts)
-        for i, v in zip(order, vectors):
+        for i, v in zip(order, flat.split([kept[i] for i in order])):
             out[i] = v
         return out  # type: ignore[return-value]
 

@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from .batching import run_batches, token_batches
+from .batching import gather_to_host, run_batches, token_batches
 from .encoders import ModelConfigError, PassStats, _quiet_transformers
 from .source import ModelSource
 
@@ -99,9 +99,9 @@ class CausalLM:
         batches = [[short[j] for j in b] for b in token_batches(lengths, self.batch_tokens)]
         run_batches(batches, collate, compute, prefetch=cuda)
         if parts:
-            order = torch.tensor([i for idx, _, _ in parts for i in idx])
-            sums[order] = torch.cat([s for _, s, _ in parts]).cpu()
-            counts[order] = torch.cat([n for _, _, n in parts]).cpu()
+            order, s = gather_to_host([(idx, s) for idx, s, _ in parts])
+            sums[order] = s
+            counts[order] = gather_to_host([(idx, n) for idx, _, n in parts])[1]
         self.stats.seconds += time.perf_counter() - t0
         return sums, counts
 
