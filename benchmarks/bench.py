@@ -12,7 +12,9 @@ GEMM peak is measured on the spot, the GPU's bf16 dense peak comes from a table)
 and device memory; the signature; and the naive baseline's chains/s, the speed-up and the max
 absolute score difference.  ``parlai-random`` builds the parlai preset's architectures
 (mpnet-base, DeBERTa-v3-large, gpt2-large, roberta-large) with RANDOM weights from their
-configs: the same cost per token as the real models, meaningless scores.
+configs: the same cost per token as the real models, meaningless scores.  ``parlai-tiny``
+builds the same architectures one layer deep and 64 wide: the models then cost next to nothing,
+so its chains/s is the ceiling the host side (planning, tokenizing, batching, formulas) allows.
 """
 from __future__ import annotations
 
@@ -108,8 +110,10 @@ def model_flops(model, stats) -> float:
 # ---------------------------------------------------------------------------- random paper-size models
 
 
-def build_random_parlai(root: Path) -> dict:
-    """The parlai preset's architectures from configs, random weights, a BERT tokenizer."""
+def build_random_parlai(root: Path, tiny: bool = False) -> dict:
+    """The parlai preset's architectures from configs, random weights, a BERT tokenizer.
+    ``tiny``: the same architectures one layer deep and 64 wide, so the models cost next to
+    nothing and what is left is the host's share (planning, tokenizing, batching, formulas)."""
     import shutil
 
     import transformers
@@ -129,42 +133,51 @@ def build_random_parlai(root: Path) -> dict:
         return str(d)
 
     v = 30522
-    mpnet = transformers.MPNetConfig(vocab_size=v, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                     intermediate_size=3072, max_position_embeddings=514)
-    deberta = transformers.DebertaV2Config(vocab_size=v, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                                           intermediate_size=4096, max_position_embeddings=512, relative_attention=True,
+
+    def size(d, layers, heads):  # (width, depth, heads), or the tiny stand-in
+        return (64, 1, 2) if tiny else (d, layers, heads)
+
+    d, n, h = size(768, 12, 12)
+    mpnet = transformers.MPNetConfig(vocab_size=v, hidden_size=d, num_hidden_layers=n, num_attention_heads=h,
+                                     intermediate_size=4 * d, max_position_embeddings=514)
+    d, n, h = size(1024, 24, 16)
+    deberta = transformers.DebertaV2Config(vocab_size=v, hidden_size=d, num_hidden_layers=n, num_attention_heads=h,
+                                           intermediate_size=4 * d, max_position_embeddings=512, relative_attention=True,
                                            position_buckets=256, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
                                            share_att_key=True, position_biased_input=False, num_labels=3,
                                            id2label={0: "entailment", 1: "neutral", 2: "contradiction"})
-    gpt2 = transformers.GPT2Config(vocab_size=50257, n_embd=1280, n_layer=36, n_head=20, n_positions=1024)
-    roberta = transformers.RobertaConfig(vocab_size=v, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                                         intermediate_size=4096, max_position_embeddings=514, num_labels=2)
+    roberta = transformers.RobertaConfig(vocab_size=v, hidden_size=d, num_hidden_layers=n, num_attention_heads=h,
+                                         intermediate_size=4 * d, max_position_embeddings=514, num_labels=2)
+    d, n, h = size(1280, 36, 20)
+    gpt2 = transformers.GPT2Config(vocab_size=50257, n_embd=d, n_layer=n, n_head=h, n_positions=1024)
+    tag = "tiny" if tiny else "random"
     return {
-        "embedder": save("mpnet-base-random", lambda: transformers.MPNetModel(mpnet)),
-        "token": str(root / "mpnet-base-random"),
-        "nli": save("deberta-v3-large-random", lambda: transformers.DebertaV2ForSequenceClassification(deberta)),
-        "lm": save("gpt2-large-random", lambda: transformers.GPT2LMHeadModel(gpt2)),
-        "grammar": save("roberta-large-random", lambda: transformers.RobertaForSequenceClassification(roberta)),
+        "embedder": save(f"mpnet-base-{tag}", lambda: transformers.MPNetModel(mpnet)),
+        "token": str(root / f"mpnet-base-{tag}"),
+        "nli": save(f"deberta-v3-large-{tag}", lambda: transformers.DebertaV2ForSequenceClassification(deberta)),
+        "lm": save(f"gpt2-large-{tag}", lambda: transformers.GPT2LMHeadModel(gpt2)),
+        "grammar": save(f"roberta-large-{tag}", lambda: transformers.RobertaForSequenceClassification(roberta)),
     }
 
 
 def make_scorer(args, *, dtype, root: Path | None):
+    overlap = {"auto": None, "on": True, "off": False}[args.overlap]
     kw = dict(mode=args.mode, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens,
-              block_size=args.block_size, cache_size=0)
-    if args.preset == "parlai-random":
+              block_size=args.block_size, cache_size=0, overlap=overlap)
+    if args.preset in ("parlai-random", "parlai-tiny"):
         from dataclasses import replace
 
         from roscoe.models import ModelSet, SlotSpec, get_preset
 
-        paths = build_random_parlai(root)
+        paths = build_random_parlai(root, tiny=args.preset == "parlai-tiny")
         base = get_preset("parlai")
         slots = {s: SlotSpec(paths[s], {**base.slots[s].options}) for s in paths}
         slots["grammar"].options["preset_index"] = 0
         slots["lm"].options["add_prefix_space"] = False  # a BERT tokenizer stands in for GPT-2's
         slots["lm"].options["bos_id"] = 0
-        preset = replace(base, name="parlai-random", slots=slots, hub=False)
+        preset = replace(base, name=args.preset, slots=slots, hub=False)
         return Scorer(models=ModelSet(preset, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens),
-                      mode=args.mode, block_size=args.block_size, cache_size=0)
+                      mode=args.mode, block_size=args.block_size, cache_size=0, overlap=overlap)
     return Scorer(args.preset, **kw)
 
 
@@ -245,6 +258,7 @@ def benchmark(args) -> dict:
     out = {
         "preset": args.preset, "source": args.source, "chains": len(chains), "scores": len(names),
         "device": scorer.models.device, "dtype": str(dtype).split(".")[-1], "threads": torch.get_num_threads(),
+        "overlap": scorer.overlap, "block_size": scorer.block_size,
         "wall_s": round(wall, 3), "chains_per_s": round(len(chains) / wall, 3), "stages": stages,
         "peak": f"{peak / 1e12:.2f} TFLOP/s ({peak_what})",
         "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -295,7 +309,8 @@ def memory(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="lite", help="lite, parlai, paper, or parlai-random")
+    ap.add_argument("--preset", default="lite",
+                    help="lite, parlai, paper, parlai-random, or parlai-tiny (the host's share alone)")
     ap.add_argument("--source", default="gsm8k-human", choices=["gsm8k-human", "gsm8k-solutions"])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--scores", default="reference-free")
@@ -305,6 +320,8 @@ def main(argv=None):
     ap.add_argument("--batch-tokens", type=int, default=None)
     ap.add_argument("--block-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
+                    help="plan and tokenize the next block on a worker thread (auto: on for a GPU)")
     ap.add_argument("--baseline-n", type=int, default=None,
                     help="chains for the naive per-chain baseline (default: all, on CPU; 0: skip)")
     ap.add_argument("--memory", default=None, help="comma-separated chain counts: measure streaming RSS instead")

@@ -7,6 +7,7 @@ must give the same numbers and the same NaN reasons (tests/test_batched.py holds
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .formulas import PARLAI, REASONS
@@ -15,15 +16,21 @@ INF = float("inf")
 CODES = list(REASONS)  # reason code -> index in the reason tensor; -1 = defined
 
 
-def pad_index(lists: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max([len(x) for x in lists] + [1])
-    idx = torch.zeros(len(lists), width, dtype=torch.long)
-    mask = torch.zeros(len(lists), width, dtype=torch.bool)
-    for b, x in enumerate(lists):
-        if x:
-            idx[b, : len(x)] = torch.as_tensor(x)
-            mask[b, : len(x)] = True
-    return idx.to(device), mask.to(device)
+def pad_index(lists, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index lists (or int arrays) as one zero-padded (rows, longest) index tensor and its mask."""
+    lengths = np.array([len(x) for x in lists], dtype=np.int64)
+    width = max(int(lengths.max(initial=0)), 1)
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    idx = np.zeros((len(lists), width), dtype=np.int64)
+    if lengths.sum():
+        idx[mask] = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])
+    return torch.from_numpy(idx).to(device), torch.from_numpy(mask).to(device)
+
+
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``arange(starts[k], starts[k] + sizes[k])`` for every k, concatenated."""
+    total = int(sizes.sum())
+    return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(total)
 
 
 def _max(x, mask, dim):
@@ -243,24 +250,25 @@ class Block:
     def _tok(self):
         if hasattr(self, "_ht"):
             return
+        # every text's token vectors in one matrix, sent to the device in one copy; each chain's
+        # rows are then gathered there by index instead of concatenated and padded on the host
         tok = self.out["tok"]
+        sizes = np.array([m.shape[0] for m in tok], dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
         d = next((m.shape[1] for m in tok if m.ndim == 2), 1)
-        step_rows, ctx_rows, step_of = [], [], []
-        for r in self.refs:
-            mats = [tok[i] for i in r.tok_steps]
-            step_rows.append(torch.cat(mats) if mats else torch.zeros(0, d, dtype=torch.float64))
-            step_of.append(torch.cat([torch.full((m.shape[0],), k) for k, m in enumerate(mats)])
-                           if mats else torch.zeros(0, dtype=torch.long))
-            cm = [tok[i] for i in r.tok_context]
-            ctx_rows.append(torch.cat(cm) if cm else torch.zeros(0, d, dtype=torch.float64))
-        pad = torch.nn.utils.rnn.pad_sequence
-        self._ht = pad(step_rows, batch_first=True).to(self.dev, self.dt)
-        self._ct = pad(ctx_rows, batch_first=True).to(self.dev, self.dt)
-        lens = torch.as_tensor([x.shape[0] for x in step_rows])
-        clens = torch.as_tensor([x.shape[0] for x in ctx_rows])
-        self._mht = (torch.arange(self._ht.shape[1])[None] < lens[:, None]).to(self.dev)
-        self._mct = (torch.arange(self._ct.shape[1])[None] < clens[:, None]).to(self.dev)
-        self._step_of = pad(step_of, batch_first=True, padding_value=0).to(self.dev)
+        flat = (torch.cat(tok) if tok else torch.zeros(0, d)).to(self.dev)
+
+        def gather(texts_per_chain):
+            texts = [np.asarray(t, dtype=np.int64) for t in texts_per_chain]
+            rows = [_ranges(starts[t], sizes[t]) for t in texts]
+            idx, mask = pad_index(rows, self.dev)
+            return flat[idx].to(self.dt).masked_fill(~mask[:, :, None], 0), mask, texts
+
+        self._ht, self._mht, steps = gather([r.tok_steps for r in self.refs])
+        self._ct, self._mct, _ = gather([r.tok_context for r in self.refs])
+        # the step (within its chain) of each token row
+        step_of = [np.repeat(np.arange(len(t)), sizes[t]) for t in steps]
+        self._step_of = pad_index(step_of, self.dev)[0]
 
     def faithfulness_ww(self):
         self._sent()

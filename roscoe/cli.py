@@ -41,6 +41,9 @@ def _score_parser(sub):
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (rows x padded length)")
     p.add_argument("--block-size", type=int, default=256, help="chains per block; rows are written per block")
+    p.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
+                   help="plan and tokenize the next block on a worker thread while this one is scored "
+                        "(auto: on for a GPU)")
     for slot, flag in (("embedder", "embedder"), ("token", "token-model"), ("nli", "nli-model"),
                        ("lm", "lm"), ("grammar", "grammar-model")):
         p.add_argument(f"--{flag}", dest=f"model_{slot}", default=None,
@@ -276,6 +279,7 @@ def cmd_score(args) -> int:
     try:
         scorer = Scorer(args.preset, mode=args.mode, device=args.device, dtype=args.dtype,
                         batch_tokens=args.batch_tokens, block_size=args.block_size, split=split,
+                        overlap={"auto": None, "on": True, "off": False}[args.overlap],
                         allow_hub=True if args.allow_hub else None, **overrides)
         signature = scorer.signature(names)
     except (ModelUnavailable, ModelConfigError, ValueError) as err:
@@ -315,7 +319,11 @@ def cmd_score(args) -> int:
         progress = tqdm(total=n_good, unit="chain", file=sys.stderr, dynamic_ncols=True)
     t0 = time.perf_counter()
     written = 0
-    try:
+
+    def blocks():
+        # Bad lines are written as they are read; with the scorer's overlap (on a GPU) reading
+        # runs one block ahead, so such a row may land one block earlier than the lines around it.
+        nonlocal written
         block = []
         for _, item in read():
             if isinstance(item, InputError):
@@ -330,10 +338,17 @@ def cmd_score(args) -> int:
                 continue
             block.append(item)
             if len(block) >= args.block_size:
-                written += _flush(scorer, block, names, writer, args.details, progress)
+                yield block
                 block = []
         if block:
-            written += _flush(scorer, block, names, writer, args.details, progress)
+            yield block
+
+    try:
+        for table in scorer.score_blocks(blocks(), names, details=args.details):
+            writer.write(table.records())
+            written += len(table)
+            if progress:
+                progress.update(len(table))
     except Exception as err:  # noqa: BLE001 - any failure while scoring: keep what is written, exit 1
         writer.close(names)
         meta.update(status="failed", error=f"{type(err).__name__}: {err}", rows_written=written)
@@ -373,14 +388,6 @@ def _error_row(err: InputError, names, done: set) -> dict | None:
     if err.chain_id is None or str(err.chain_id) in done:
         return None
     return {"id": err.chain_id, **{n: None for n in names}, "reasons": {n: "input_error" for n in names}}
-
-
-def _flush(scorer, block, names, writer, details, progress) -> int:
-    table = scorer.score_block(block, names, details=details)
-    writer.write(table.records())
-    if progress:
-        progress.update(len(block))
-    return len(block)
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ class Scorer:
 
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
-                 cache_size=None, batched=True, **model_overrides):
+                 cache_size=None, batched=True, overlap=None, **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
@@ -41,6 +42,10 @@ class Scorer:
                                          allow_hub=allow_hub, **model_overrides)
         self.block_size = int(block_size)
         self.batched = batched  # False: the per-chain reference formulas (slower, same numbers)
+        # Plan and tokenize block k+1 on a worker thread while block k runs: on by default on a
+        # GPU, where the host work would otherwise leave the device idle; on a 2-core CPU the
+        # worker only competes with the model's own threads.
+        self.overlap = self.models.device.startswith("cuda") if overlap is None else bool(overlap)
         self.split = {**DEFAULT_SPLITTERS, **(split or {})}
         self.timings: dict[str, float] = {}
         sizes = {**DEFAULT_SIZES, **({s: cache_size for s in DEFAULT_SIZES} if isinstance(cache_size, int)
@@ -54,8 +59,8 @@ class Scorer:
         names = registry.resolve(scores)
         chains = [coerce(c, i) for i, c in enumerate(chains)]
         _check_unique(chains)
-        tables = [self.score_block(chains[a: a + self.block_size], names, details=details)
-                  for a in range(0, len(chains), self.block_size)]
+        blocks = (chains[a: a + self.block_size] for a in range(0, len(chains), self.block_size))
+        tables = list(self.score_blocks(blocks, names, details=details))
         if not tables:
             return self._empty(names, details)
         return ScoreTable.concat(tables)
@@ -93,15 +98,53 @@ class Scorer:
     def cache_stats(self) -> dict:
         return {slot: c.stats() for slot, c in self.caches.items()}
 
+    def score_blocks(self, blocks: Iterable[list[Chain]], names, *, details=False) -> Iterator[ScoreTable]:
+        """One table per block, in order.  With ``overlap`` the next block is taken from
+        ``blocks``, planned and tokenized on a worker thread while this one is scored."""
+        names = tuple(names)
+        if not self.overlap:
+            for block in blocks:
+                yield self.score_block(block, names, details=details)
+            return
+        for slot in registry.slots_for(names):  # loaded here, never from two threads at once
+            if self.models.available(slot):
+                self.models.get(slot)
+        from concurrent.futures import ThreadPoolExecutor
+
+        it = iter(blocks)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="roscoe-prepare") as pool:
+            block = next(it, None)
+            pending = None if block is None else pool.submit(self.prepare, block, names, tokenize=True)
+            while pending is not None:
+                ready = pending.result()
+                following = next(it, None)
+                pending = None if following is None else pool.submit(self.prepare, following, names, tokenize=True)
+                yield self.score_block(block, names, details=details, prepared=ready)
+                block = following
+
     # ------------------------------------------------------------------ one block
 
-    def score_block(self, chains: list[Chain], names, *, details=False) -> ScoreTable:
-        names = tuple(names)
-        needs = Needs.of(names, self.models.available)
+    def prepare(self, chains: list[Chain], names, *, tokenize: bool = False) -> Prepared:
+        """The block's work plan; with ``tokenize``, every pass's unique texts tokenized too
+        (all of them: which ones the output cache will answer is known only when the pass runs)."""
         t0 = time.perf_counter()
+        needs = Needs.of(tuple(names), self.models.available)
         plan = Plan(chains, needs, self.mode)
-        self._tick("plan", t0)
-        out = self._run_models(plan, needs)
+        ahead = {}
+        if tokenize:
+            drop = _drop_rule(self.mode)
+            work = {EMBEDDER: plan.sentences.items, TOKEN: [(t, drop) for t in plan.tokens.items],
+                    NLI: plan.pairs.items, LM: plan.lm_texts.items, GRAMMAR: plan.grammar_texts.items}
+            ahead = {slot: self.models.get(slot).ahead(items) for slot, items in work.items() if items}
+        self._tick("prepare" if tokenize else "plan", t0)
+        return Prepared(plan, ahead)
+
+    def score_block(self, chains: list[Chain], names, *, details=False, prepared: Prepared | None = None) -> ScoreTable:
+        names = tuple(names)
+        if prepared is None:
+            prepared = self.prepare(chains, names)
+        plan = prepared.plan
+        out = self._run_models(plan, prepared.ahead)
         t0 = time.perf_counter()
         if self.batched:
             values, reasons = self._formulas_batched(chains, plan, out, names)
@@ -147,14 +190,17 @@ class Scorer:
         dtype = torch.float64 if device.type == "cpu" else torch.float32  # reductions: fp64 on CPU, fp32 on GPU
         counts = [(len(c.steps), len(c.context), None if c.reference is None else len(c.reference)) for c in chains]
         block = Block(plan.refs, counts, out, self.mode, device, dtype) if not empty.all() else None
+        computed = []
         for k, name in enumerate(names):
             if not all(self.models.available(s) for s in registry.SCORES[name].slots):
                 codes[:, k] = CODES.index("model_unavailable")
             elif block is not None:
-                v, c = block.compute(name)
-                values[:, k] = v.double().cpu().numpy()
-                codes[:, k] = c.cpu().numpy()
-            codes[empty, k] = CODES.index("empty_hypothesis")
+                computed.append((k, *block.compute(name)))
+        if computed:  # one device-to-host copy for every score of the block
+            cols = [k for k, _, _ in computed]
+            values[:, cols] = torch.stack([v.double() for _, v, _ in computed], 1).cpu().numpy()
+            codes[:, cols] = torch.stack([c for _, _, c in computed], 1).cpu().numpy()
+        codes[empty, :] = CODES.index("empty_hypothesis")
         values[codes != -1] = np.nan
         reasons = [{names[k]: CODES[codes[r, k]] for k in np.flatnonzero(codes[r] != -1)} for r in range(n)]
         return values, reasons
@@ -167,36 +213,39 @@ class Scorer:
         value, reason = FORMULAS[name](ci, self.mode)
         return value, reason
 
-    def _run_models(self, plan: Plan, needs: Needs) -> dict:
-        """One pass per model over the block's unique work, minus what the cache already has."""
+    def _run_models(self, plan: Plan, ahead: dict) -> dict:
+        """One pass per model over the block's unique work, minus what the cache already has.
+        ``ahead``: token ids per slot worked out beforehand (see ``prepare``)."""
         out = {}
         c = self.caches
         if len(plan.sentences):
             t0 = time.perf_counter()
             emb = self.models.get(EMBEDDER)
-            rows = c[EMBEDDER].lookup(plan.sentences.items, lambda texts: list(emb.encode(texts)))
-            out["sent"] = torch.stack(rows).double()
+            rows = c[EMBEDDER].lookup(plan.sentences.items,
+                                      lambda texts: list(emb.encode(texts, ahead=ahead.get(EMBEDDER))))
+            out["sent"] = torch.stack(rows)  # fp32 as the model gave it; formulas widen it where they run
             self._tick("embed", t0)
         if len(plan.tokens):
             t0 = time.perf_counter()
-            drop = "ends" if self.mode == PARLAI else "special"
+            drop = _drop_rule(self.mode)
             tok = self.models.get(TOKEN)
             keys = [(t, drop) for t in plan.tokens.items]
-            mats = c[TOKEN].lookup(keys, lambda ks: tok.encode([t for t, _ in ks], drop=drop))
-            out["tok"] = [m.double() for m in mats]
+            mats = c[TOKEN].lookup(keys, lambda ks: tok.encode([t for t, _ in ks], drop=drop,
+                                                               ahead=ahead.get(TOKEN)))
+            out["tok"] = mats
             self._tick("token_embed", t0)
         if len(plan.pairs):
             t0 = time.perf_counter()
             nli = self.models.get(NLI)
-            out["con"] = torch.tensor(c[NLI].lookup(plan.pairs.items, lambda ps: nli.p_contradiction(ps).tolist()),
-                                      dtype=torch.float64)
+            out["con"] = torch.tensor(c[NLI].lookup(plan.pairs.items, lambda ps: nli.p_contradiction(
+                ps, ahead=ahead.get(NLI)).tolist()), dtype=torch.float64)
             self._tick("nli", t0)
         if len(plan.lm_texts):
             t0 = time.perf_counter()
             lm = self.models.get(LM)
 
             def nll(texts):
-                s, n = lm.nll(texts)
+                s, n = lm.nll(texts, ahead=ahead.get(LM))
                 return list(zip(s.tolist(), n.tolist()))
 
             pairs = c[LM].lookup(plan.lm_texts.items, nll)
@@ -208,8 +257,8 @@ class Scorer:
         if len(plan.grammar_texts):
             t0 = time.perf_counter()
             gram = self.models.get(GRAMMAR)
-            out["acc"] = torch.tensor(c[GRAMMAR].lookup(plan.grammar_texts.items,
-                                                        lambda ts: gram.p_acceptable(ts).tolist()), dtype=torch.float64)
+            out["acc"] = torch.tensor(c[GRAMMAR].lookup(plan.grammar_texts.items, lambda ts: gram.p_acceptable(
+                ts, ahead=ahead.get(GRAMMAR)).tolist()), dtype=torch.float64)
             self._tick("grammar", t0)
         return out
 
@@ -218,20 +267,22 @@ class Scorer:
         ci = ChainInputs(len(chain.steps), len(chain.context),
                          None if chain.reference is None else len(chain.reference))
         if "sent" in out:
-            sent = out["sent"]
+            def sent(idx):  # the per-chain formulas work in float64
+                return out["sent"][idx].double()
+
             if r.steps:
-                ci.steps = sent[r.steps]
-                ci.context = sent[r.context] if r.context else sent.new_zeros(0, sent.shape[1])
+                ci.steps = sent(r.steps)
+                ci.context = sent(r.context)
             if r.reference is not None:
-                ci.reference = sent[r.reference] if r.reference else sent.new_zeros(0, sent.shape[1])
+                ci.reference = sent(r.reference)
             if r.chain_steps is not None:
-                ci.chain_steps = sent[r.chain_steps]
-                ci.chain_context = sent[r.chain_context]
+                ci.chain_steps = sent(r.chain_steps)
+                ci.chain_context = sent(r.chain_context)
                 if r.chain_reference is not None:
-                    ci.chain_reference = sent[r.chain_reference]
+                    ci.chain_reference = sent(r.chain_reference)
         if "tok" in out and r.tok_steps:
-            ci.step_tokens = [out["tok"][i] for i in r.tok_steps]
-            ci.context_tokens = [out["tok"][i] for i in r.tok_context]
+            ci.step_tokens = [out["tok"][i].double() for i in r.tok_steps]
+            ci.context_tokens = [out["tok"][i].double() for i in r.tok_context]
         if "con" in out:
             con = out["con"]
             if r.nli_src is not None and r.nli_src:
@@ -256,6 +307,21 @@ class Scorer:
 
     def _empty(self, names, details):
         return ScoreTable([], names, np.zeros((0, len(names))), [], [], [] if details else None)
+
+
+@dataclass
+class Prepared:
+    """A block made ready before its model passes: its work plan and (when prepared ahead)
+    every pass's texts tokenized, per slot."""
+
+    plan: Plan
+    ahead: dict = field(default_factory=dict)
+
+
+def _drop_rule(mode: str) -> str:
+    """Which token positions the token embedder leaves out: the reference drops the first and
+    last, the paper mode the tokenizer's special tokens."""
+    return "ends" if mode == PARLAI else "special"
 
 
 def _check_unique(chains: list[Chain]):

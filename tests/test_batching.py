@@ -89,3 +89,12 @@ def test_run_batches_prefetch_and_backoff(prefetch):
     run_batches([[0, 1, 2, 3], [4], [5, 6]], collate, compute, prefetch=prefetch)
     assert sorted(computed) == list(range(7))
     assert [0, 1] in collated and [2, 3] in collated  # halves are re-collated
+
+
+def test_tokenized_ahead_gives_a_subset_in_order_or_none():
+    from roscoe.models.encoders import Tokenized
+
+    t = Tokenized(["a", "b", "c"], {"input_ids": [[1], [2, 2], [3, 3, 3]], "keep": [[0], [1, 1], [0, 1, 0]]})
+    assert len(t) == 3
+    assert t.take(["c", "a"]) == {"input_ids": [[3, 3, 3], [1]], "keep": [[0, 1, 0], [0]]}
+    assert t.take(["a", "z"]) is None  # not tokenized ahead: the pass tokenizes itself

@@ -118,14 +118,16 @@ def test_bad_input_fail_writes_nothing(tmp_path, capsys):
     assert not out.exists() and not io.meta_path(out).exists()
 
 
-def test_bad_input_skip_scores_the_rest(tmp_path, capsys):
+@pytest.mark.parametrize("overlap", ["off", "on"])
+def test_bad_input_skip_scores_the_rest(tmp_path, capsys, overlap):
     good = load_jsonl(EXAMPLE)[:2]
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"\n".join([json.dumps(good[0]).encode(), b"\xc3\x28 broken utf8",
                                 json.dumps({**good[1], "steps": 42}).encode(),
                                 json.dumps({"id": "e", "context": "", "steps": []}).encode()]) + b"\n")
     out = tmp_path / "o.jsonl"
-    assert run("score", src, "-o", out, "--on-error", "skip", "--scores", "SA,SS", "--no-progress") == 0
+    assert run("score", src, "-o", out, "--on-error", "skip", "--scores", "SA,SS", "--no-progress",
+               "--block-size", "1", "--overlap", overlap) == 0
     assert f"{src}:2: not UTF-8" in capsys.readouterr().err
     rows = {r["id"]: r for r in load_jsonl(out)}
     assert set(rows) == {good[0]["id"], good[1]["id"], "e"}
@@ -137,7 +139,8 @@ def test_bad_input_skip_scores_the_rest(tmp_path, capsys):
     assert [(e["line"], e["field"]) for e in meta["input_errors"]] == [(2, None), (3, "steps")]
 
 
-def test_failure_while_scoring_keeps_rows_and_exits_1(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("overlap", ["off", "on"])
+def test_failure_while_scoring_keeps_rows_and_exits_1(tmp_path, monkeypatch, capsys, overlap):
     from roscoe.scorer import Scorer
 
     src = write_jsonl(tmp_path / "in.jsonl", load_jsonl(EXAMPLE)[:4])
@@ -145,14 +148,15 @@ def test_failure_while_scoring_keeps_rows_and_exits_1(tmp_path, monkeypatch, cap
     real = Scorer.score_block
     calls = {"n": 0}
 
-    def flaky(self, chains, names, details=False):
+    def flaky(self, chains, names, **kw):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("simulated device failure")
-        return real(self, chains, names, details=details)
+        return real(self, chains, names, **kw)
 
     monkeypatch.setattr(Scorer, "score_block", flaky)
-    assert run("score", src, "-o", out, "--scores", "faithfulness", "--block-size", "2", "--no-progress") == 1
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--block-size", "2", "--no-progress",
+               "--overlap", overlap) == 1
     assert "simulated device failure" in capsys.readouterr().err
     assert len(load_jsonl(out)) == 2
     assert json.loads(io.meta_path(out).read_text())["status"] == "failed"

@@ -69,6 +69,44 @@ def test_cache_reuses_outputs_across_calls(lite_scorer, base):
     np.testing.assert_array_equal(first.values, again.values)
 
 
+def test_overlapped_preparation_changes_no_score(lite_scorer, base, monkeypatch):
+    """Planning and tokenizing the next block on a worker thread (the GPU default) gives the
+    same values and reasons, also when the output cache answers part of a block so a pass uses
+    only some of the token ids worked out ahead; and the passes really use those ids."""
+    import threading
+
+    chains, _ = base
+    names = registry.resolve("reference-free")  # every model slot
+    old = lite_scorer.block_size, lite_scorer.overlap
+    try:
+        lite_scorer.block_size = 4
+
+        def warm_cache_then(overlap):
+            # the first 3 chains cached, so the first block is mostly hits; the same warm-up
+            # both times, since a batch's make-up moves the last float bits
+            lite_scorer.overlap = False
+            lite_scorer.clear_cache()
+            lite_scorer.score(chains[:3], names)
+            lite_scorer.overlap = overlap
+
+        warm_cache_then(False)
+        plain = lite_scorer.score(chains, names)
+        warm_cache_then(True)
+        threads = []
+        for model in lite_scorer.models._loaded.values():
+            real = model.tokenize
+            monkeypatch.setattr(model, "tokenize", lambda items, real=real: (
+                threads.append(threading.current_thread().name), real(items))[1])
+        over = lite_scorer.score(chains, names)
+    finally:
+        lite_scorer.block_size, lite_scorer.overlap = old
+    np.testing.assert_array_equal(over.values, plain.values)
+    assert over.reasons == plain.reasons
+    assert lite_scorer.cache_stats()["nli"]["hits"] > 0
+    assert len(threads) == 5 * 3  # every slot, once per block, and never on the scoring thread
+    assert all(t.startswith("roscoe-prepare") for t in threads)
+
+
 def test_scores_in_documented_range_and_degenerate_reasons(base):
     chains, table = base
     for name in LITE_SCORES:

@@ -85,7 +85,7 @@ def chain_check(ms: ModelSet, limit: int = 100) -> dict:
 
 def _nli_probs(nli, rows) -> np.ndarray:
     """All three class probabilities (the scorer itself only asks for P(contradiction))."""
-    enc, lengths = nli._encode([p for p, _, _ in rows], [h for _, h, _ in rows])
+    enc, lengths = nli._prepare([(p, h) for p, h, _ in rows])
     return nli._batches(enc, lengths, lambda idx, batch: torch.softmax(nli.model(**batch).logits.float(), -1)).numpy()
 
 

@@ -42,6 +42,26 @@ class PassStats:
         return dict(self.__dict__)
 
 
+class Tokenized:
+    """Token ids of a pass's items, worked out before the pass (while the device runs the
+    previous block); ``take`` gives the pass the rows of the items it still has to compute,
+    which may be fewer than were tokenized when the output cache already has some."""
+
+    def __init__(self, items: list, columns: dict[str, list]):
+        self._row = {item: i for i, item in enumerate(items)}
+        self.columns = columns
+
+    def __len__(self):
+        return len(self._row)
+
+    def take(self, items) -> dict[str, list] | None:
+        """The columns for ``items`` in that order, or None if any of them was not tokenized."""
+        rows = [self._row.get(x) for x in items]
+        if any(r is None for r in rows):
+            return None
+        return {k: [col[r] for r in rows] for k, col in self.columns.items()}
+
+
 def _in_input_order(results, n: int) -> torch.Tensor:
     """Per-row batch results, gathered to the host with one copy, in input order."""
     if not results:
@@ -79,14 +99,29 @@ class _Encoder:
         self.max_length = int(min(limit, positional))
         self.stats = PassStats()
 
-    def _encode(self, texts, pair=None):
+    def _tokenize(self, texts, pair=None) -> dict[str, list]:
         kw = dict(truncation=True if pair is None else "longest_first", max_length=self.max_length)
         enc = self.tokenizer(texts, pair, **kw) if pair is not None else self.tokenizer(texts, **kw)
-        lengths = [len(ids) for ids in enc["input_ids"]]
+        return {k: enc[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc}
+
+    def tokenize(self, items: list) -> dict[str, list]:
+        """Token-id columns (``input_ids``...) of the items this model's pass takes."""
+        return self._tokenize(items)
+
+    def ahead(self, items: list) -> Tokenized:
+        """Tokenize a coming pass's items now (the scorer does it on a worker thread)."""
+        return Tokenized(items, self.tokenize(items))
+
+    def _prepare(self, items, ahead: Tokenized | None = None):
+        """The items' token columns (from ``ahead`` when it has them all) and lengths; counted."""
+        cols = ahead.take(items) if ahead is not None else None
+        if cols is None:
+            cols = self.tokenize(items)
+        lengths = [len(ids) for ids in cols["input_ids"]]
         self.stats.truncated += sum(n >= self.max_length for n in lengths)
         self.stats.texts += len(lengths)
         self.stats.tokens += sum(lengths)
-        return enc, lengths
+        return cols, lengths
 
     def _batches(self, enc, lengths, fn, *, per_row=True):
         """Run ``fn(idx, batch)`` on each right-padded, length-sorted, token-budgeted batch.
@@ -97,7 +132,7 @@ class _Encoder:
         of them in input order; otherwise the raw ``[(idx, result)]`` list, still on the device.
         """
         t0 = time.perf_counter()
-        keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+        keys = list(enc)  # every column is padded alike: ids with the pad id, the rest with 0
         pad_id = self.tokenizer.pad_token_id or 0
         cuda = self.device.type == "cuda"
 
@@ -184,10 +219,10 @@ class SentenceEmbedder(_Encoder):
                     f"{source.name}: 'cls' pooling needs the checkpoint's pooler weights, which are "
                     f"missing ({', '.join(missing) or 'no pooler layer'}); refusing a random pooler")
 
-    def encode(self, texts: list[str]) -> torch.Tensor:
+    def encode(self, texts: list[str], ahead: Tokenized | None = None) -> torch.Tensor:
         if not texts:
             return torch.empty(0, self.model.config.hidden_size, dtype=torch.float32)
-        enc, lengths = self._encode(texts)
+        enc, lengths = self._prepare(texts, ahead)
 
         def fn(idx, batch):
             res = self.model(**batch)
@@ -219,25 +254,34 @@ class TokenEmbedder(_Encoder):
 
     slot = "token"
 
-    def encode(self, texts: list[str], drop: str = "special") -> list[torch.Tensor]:
+    def tokenize(self, items: list[tuple[str, str]]) -> dict[str, list]:
+        """Items are (text, drop rule) pairs, as the output cache keys them; the columns carry
+        the 0/1 ``keep`` mask of each text's positions besides the token ids."""
+        cols = self._tokenize([t for t, _ in items])
+        keep = []
+        for (_, drop), ids in zip(items, cols["input_ids"]):
+            n = len(ids)
+            if drop == "ends":
+                keep.append([0] + [1] * (n - 2) + [0] if n >= 2 else [0] * n)
+            else:
+                keep.append([1 - m for m in self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)])
+        cols["keep"] = keep
+        return cols
+
+    def encode(self, texts: list[str], drop: str = "special", ahead: Tokenized | None = None) -> list[torch.Tensor]:
         if not texts:
             return []
-        enc, lengths = self._encode(texts)
-        if drop == "ends":
-            keep = [[0] + [1] * (n - 2) + [0] if n >= 2 else [0] * n for n in lengths]
-        else:
-            keep = [[1 - m for m in self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)]
-                    for ids in enc["input_ids"]]
-        kept = [sum(k) for k in keep]
+        if drop not in ("ends", "special"):
+            raise ValueError(f"unknown drop rule {drop!r}; expected 'ends' or 'special'")
+        enc, lengths = self._prepare([(t, drop) for t in texts], ahead)
+        kept = [sum(k) for k in enc["keep"]]
 
         def fn(idx, batch):
-            # the kept positions of the whole batch in one gather, on the device
-            width = batch["input_ids"].shape[1]
-            mask = torch.zeros(len(idx), width, dtype=torch.bool)
-            for row, i in enumerate(idx):
-                mask[row, : lengths[i]] = torch.tensor(keep[i], dtype=torch.bool)
+            # the kept positions of the whole batch in one gather, on the device; the padded
+            # keep mask came with the batch, so building it never holds up the device
+            mask = batch.pop("keep").bool()
             hidden = self.model(**batch).last_hidden_state
-            return torch.nn.functional.normalize(hidden[mask.to(hidden.device)].float(), dim=-1)
+            return torch.nn.functional.normalize(hidden[mask].float(), dim=-1)
 
         order, flat = gather_to_host(self._batches(enc, lengths, fn, per_row=False))
         order = order.tolist()
@@ -277,10 +321,13 @@ class NLIClassifier(_Encoder):
                     "pass contradiction_index")
             self.index, self.index_from = hits[0], "id2label"
 
-    def p_contradiction(self, pairs: list[tuple[str, str]]) -> torch.Tensor:
+    def tokenize(self, items: list[tuple[str, str]]) -> dict[str, list]:
+        return self._tokenize([p for p, _ in items], [h for _, h in items])
+
+    def p_contradiction(self, pairs: list[tuple[str, str]], ahead: Tokenized | None = None) -> torch.Tensor:
         if not pairs:
             return torch.empty(0, dtype=torch.float32)
-        enc, lengths = self._encode([p for p, _ in pairs], [h for _, h in pairs])
+        enc, lengths = self._prepare(pairs, ahead)
         return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
             self.model(**batch).logits.float(), dim=-1)[:, self.index])
 
@@ -313,10 +360,10 @@ class GrammarClassifier(_Encoder):
                     "pass acceptable_index")
             self.index, self.index_from = hits[0], "id2label"
 
-    def p_acceptable(self, texts: list[str]) -> torch.Tensor:
+    def p_acceptable(self, texts: list[str], ahead: Tokenized | None = None) -> torch.Tensor:
         if not texts:
             return torch.empty(0, dtype=torch.float32)
-        enc, lengths = self._encode(texts)
+        enc, lengths = self._prepare(texts, ahead)
         return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
             self.model(**batch).logits.float(), dim=-1)[:, self.index])
 
@@ -325,4 +372,4 @@ class GrammarClassifier(_Encoder):
 
 
 __all__ = ["SentenceEmbedder", "TokenEmbedder", "NLIClassifier", "GrammarClassifier",
-           "ModelConfigError", "PassStats"]
+           "ModelConfigError", "PassStats", "Tokenized"]

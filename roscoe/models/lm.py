@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import time
+from itertools import chain
 
+import numpy as np
 import torch
 
 from .batching import gather_to_host, run_batches, token_batches
-from .encoders import ModelConfigError, PassStats, _quiet_transformers
+from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers
 from .source import ModelSource
 
 # Rows of hidden states sent through the output layer at once: bounds the fp32 logits
@@ -57,14 +59,22 @@ class CausalLM:
         enc = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)
         return [[self.bos_id] + ids for ids in enc["input_ids"]]
 
-    def nll(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokenize(self, texts: list[str]) -> dict[str, list]:
+        return {"ids": self._ids(texts)}
+
+    def ahead(self, texts: list[str]) -> Tokenized:
+        """Tokenize a coming pass's texts now (the scorer does it on a worker thread)."""
+        return Tokenized(texts, self.tokenize(texts))
+
+    def nll(self, texts: list[str], ahead: Tokenized | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per text: (sum of NLL over its tokens, number of tokens), float64 / int64."""
         t0 = time.perf_counter()
         sums = torch.zeros(len(texts), dtype=torch.float64)
         counts = torch.zeros(len(texts), dtype=torch.int64)
         if not texts:
             return sums, counts
-        seqs = self._ids(texts)
+        cols = ahead.take(texts) if ahead is not None else None
+        seqs = (cols or self.tokenize(texts))["ids"]
         self.stats.texts += len(seqs)
         self.stats.tokens += sum(len(s) for s in seqs)
         short = [i for i, s in enumerate(seqs) if len(s) <= self.window]
@@ -76,13 +86,12 @@ class CausalLM:
         cuda = self.device.type == "cuda"
 
         def collate(idx):
-            rows = [seqs[i] for i in idx]
-            width = max(len(r) for r in rows)
-            ids = torch.zeros(len(rows), width, dtype=torch.long)
-            mask = torch.zeros(len(rows), width, dtype=torch.long)
-            for r, s in enumerate(rows):
-                ids[r, : len(s)] = torch.tensor(s)
-                mask[r, : len(s)] = 1
+            rows = torch.tensor([len(seqs[i]) for i in idx])
+            filled = torch.arange(int(rows.max()))[None, :] < rows[:, None]  # row-major, as the ids are chained
+            ids = torch.zeros(filled.shape, dtype=torch.long)
+            ids[filled] = torch.from_numpy(np.fromiter(chain.from_iterable(seqs[i] for i in idx), np.int64,
+                                                       int(rows.sum())))
+            mask = filled.long()
             targets = torch.full_like(ids, -100)
             targets[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
             batch = self._targets(ids, mask, targets)
