@@ -219,6 +219,8 @@ def run_batched(scorer, chains, names, profile=0):
 
 def run_naive(scorer, chains, names):
     """The reference's strategy: chain by chain, each score family's model called per chain."""
+    if scorer.models.available("lm"):
+        scorer.models.get("lm").share_prefixes = False  # the reference runs every text on its own
     families = {}
     for n in names:
         families.setdefault(registry.SCORES[n].slots, []).append(n)

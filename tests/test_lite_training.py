@@ -79,5 +79,5 @@ def test_folded_threshold_moves_the_decision_to_one_half(threshold):
 def test_gpu_runs_default_to_the_measured_larger_batches():
     assert set(ModelSet("lite", device="cuda", dtype="fp32").batch_tokens.values()) == {32768}
     cpu = ModelSet("lite", device="cpu").batch_tokens
-    assert cpu["nli"] == 8192 and cpu["lm"] == 4096
+    assert cpu["nli"] == 1024 and cpu["lm"] == 1024
     assert ModelSet("lite", device="cuda", dtype="fp32", batch_tokens={"lm": 1024}).batch_tokens["lm"] == 1024

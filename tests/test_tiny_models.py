@@ -202,6 +202,35 @@ def test_lm_nll_matches_manual_and_batching(gpt2_dir):
     assert torch.allclose(sums, sums1, rtol=1e-5)
 
 
+def test_prefix_hosts_by_hand():
+    from roscoe.models.lm import prefix_hosts
+
+    seqs = [[0, 1, 2], [0, 1, 2, 3, 4], [0, 1], [0, 5], [0, 1, 2, 3], [0], [7, 1, 2, 3, 4, 5]]
+    # the longest text that begins with them hosts [0,1], [0,1,2] and [0,1,2,3], even though
+    # [0,1,2,3] could host the first two itself; [0,5] and [7,...] begin no other; [0] is too short
+    assert prefix_hosts(seqs, list(range(len(seqs)))) == {0: 1, 2: 1, 4: 1}
+    assert prefix_hosts(seqs, [0, 2, 3]) == {2: 0}  # only among the candidates
+
+
+def test_lm_prefix_texts_are_read_off_the_longer_pass(gpt2_dir):
+    """A chain's first step is a prefix of the whole chain: its NLL comes from the chain's pass
+    and equals its own pass (a causal LM gives those tokens the same context)."""
+    lm = CausalLM(_src(gpt2_dir))
+    steps = TEXTS[:3]
+    texts = [*steps, " ".join(steps), TEXTS[3]]
+    ids = lm._ids(texts)
+    assert ids[3][: len(ids[0])] == ids[0]  # the first step's ids begin the chain's
+    shared_s, shared_n = lm.nll(texts)
+    assert lm.stats.shared >= 1
+    assert lm.stats.tokens == sum(len(x) for i, x in enumerate(ids) if i != 0)
+    lm.share_prefixes = False
+    alone_s, alone_n = lm.nll(texts)
+    assert torch.equal(shared_n, alone_n)
+    assert torch.allclose(shared_s, alone_s, rtol=1e-5)
+    for i, text in enumerate(texts):  # and each equals the hand-computed NLL of the text alone
+        assert float(shared_s[i]) == pytest.approx(_manual_nll(lm, text)[0], rel=1e-5)
+
+
 def test_lm_special_token_text_stays_text(gpt2_dir):
     lm = CausalLM(_src(gpt2_dir))
     ids = lm._ids(["a <|endoftext|> b"])[0]

@@ -36,6 +36,7 @@ class PassStats:
     tokens: int = 0
     batches: int = 0
     truncated: int = 0
+    shared: int = 0  # texts read off another text's pass (an LM prefix), not run themselves
     seconds: float = 0.0
 
     def as_dict(self):

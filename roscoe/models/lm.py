@@ -53,6 +53,7 @@ class CausalLM:
             (getattr(cfg, a) for a in ("n_positions", "max_position_embeddings", "n_ctx") if getattr(cfg, a, None)),
             1024))
         self.stats = PassStats()
+        self.share_prefixes = True  # False: every text gets its own pass (the reference's way)
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         # split_special_tokens: a literal "<|endoftext|>" in user text stays plain text.
@@ -76,12 +77,20 @@ class CausalLM:
         cols = ahead.take(texts) if ahead is not None else None
         seqs = (cols or self.tokenize(texts))["ids"]
         self.stats.texts += len(seqs)
-        self.stats.tokens += sum(len(s) for s in seqs)
         short = [i for i, s in enumerate(seqs) if len(s) <= self.window]
         long = [i for i, s in enumerate(seqs) if len(s) > self.window]
         self.stats.truncated += len(long)  # not cut: scored by sliding window, but worth reporting
         for i in long:
             sums[i], counts[i] = self._sliding(seqs[i])
+        # A text whose ids begin another text's (a chain's first step, within the whole chain)
+        # is read off that text's pass: a causal LM gives its tokens the same context there.
+        host_of = prefix_hosts(seqs, short) if self.share_prefixes else {}
+        guests: dict[int, list[int]] = {}
+        for g, h in host_of.items():
+            guests.setdefault(h, []).append(g)
+        run = [i for i in short if i not in host_of]
+        self.stats.shared += len(host_of)
+        self.stats.tokens += sum(len(seqs[i]) for i in run + long)
 
         cuda = self.device.type == "cuda"
 
@@ -94,23 +103,34 @@ class CausalLM:
             mask = filled.long()
             targets = torch.full_like(ids, -100)
             targets[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            batch = self._targets(ids, mask, targets)
-            return tuple(t.pin_memory().to(self.device, non_blocking=True) if cuda else t for t in batch)
+            cut = [(g, r, len(seqs[g])) for r, i in enumerate(idx) for g in guests.get(i, ())]
+            cut_row = torch.tensor([r for _, r, _ in cut], dtype=torch.long)
+            cut_len = torch.tensor([n for _, _, n in cut], dtype=torch.long)
+            batch = (*self._targets(ids, mask, targets), cut_row, cut_len)
+            return tuple(t.pin_memory().to(self.device, non_blocking=True) if cuda else t for t in batch), \
+                [g for g, _, _ in cut]
 
-        parts = []
+        parts, guest_parts = [], []
 
-        def compute(idx, batch):
-            s, n = self._forward(*batch)
+        def compute(idx, ready):
+            batch, cut_guests = ready
+            s, n, partial = self._forward(*batch)
             parts.append((idx, s, n))  # kept on the device: one copy for the whole pass
+            if cut_guests:
+                guest_parts.append((cut_guests, partial))
             self.stats.batches += 1
 
-        lengths = [len(seqs[i]) for i in short]
-        batches = [[short[j] for j in b] for b in token_batches(lengths, self.batch_tokens)]
+        lengths = [len(seqs[i]) for i in run]
+        batches = [[run[j] for j in b] for b in token_batches(lengths, self.batch_tokens)]
         run_batches(batches, collate, compute, prefetch=cuda)
         if parts:
             order, s = gather_to_host([(idx, s) for idx, s, _ in parts])
             sums[order] = s
             counts[order] = gather_to_host([(idx, n) for idx, _, n in parts])[1]
+        if guest_parts:
+            order, s = gather_to_host(guest_parts)
+            sums[order] = s
+            counts[order] = torch.tensor([len(seqs[g]) - 1 for g in order.tolist()])
         self.stats.seconds += time.perf_counter() - t0
         return sums, counts
 
@@ -121,9 +141,10 @@ class CausalLM:
         keep = (targets.reshape(-1) != -100).nonzero().squeeze(1)
         return ids, mask, targets, keep, keep // ids.shape[1]
 
-    def _forward(self, ids, mask, targets, keep, row):
+    def _forward(self, ids, mask, targets, keep, row, cut_row=None, cut_len=None):
         """targets[b, p] is the token predicted at position p, or -100.  Returns per-row NLL sums
-        (float64) and target counts, on the model's device."""
+        (float64) and target counts, on the model's device, and the NLL sums of the first
+        ``cut_len[c] - 1`` targets of row ``cut_row[c]`` (texts that are prefixes of a row)."""
         with torch.inference_mode():
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
             head = self.model.get_output_embeddings()
@@ -137,7 +158,15 @@ class CausalLM:
             sums = torch.zeros(ids.shape[0], dtype=torch.float64, device=hidden.device)
             sums.index_add_(0, row, nll.double())
             counts = (targets != -100).sum(1)
-        return sums, counts
+            partial = None
+            if cut_row is not None and cut_row.numel():
+                # a row's targets are contiguous in ``nll`` (row-major), so a prefix's sum is a
+                # difference of running totals
+                total = torch.cumsum(nll.double(), 0)
+                first = (torch.cumsum(counts, 0) - counts)[cut_row]
+                before = torch.where(first > 0, total[(first - 1).clamp(min=0)], torch.zeros_like(total[first]))
+                partial = total[first + cut_len - 2] - before
+        return sums, counts, partial
 
     def _sliding(self, seq: list[int]) -> tuple[float, int]:
         w, stride, total, n = self.window, self.window // 2, 0.0, 0
@@ -150,7 +179,7 @@ class CausalLM:
             for tpos in range(max(i, 1), hi):
                 targets[0, tpos - 1 - lo] = seq[tpos]
             batch = self._targets(ids, torch.ones_like(ids), targets)
-            s, c = self._forward(*(t.to(self.device) for t in batch))
+            s, c, _ = self._forward(*(t.to(self.device) for t in batch))
             total += float(s[0])
             n += int(c[0])
         return total, n
@@ -158,3 +187,29 @@ class CausalLM:
     def describe(self):
         return {"bos_id": self.bos_id, "bos_from": self.bos_from, "window": self.window,
                 "add_prefix_space": self.add_prefix_space}
+
+
+def prefix_hosts(seqs: list[list[int]], candidates: list[int]) -> dict[int, int]:
+    """``{guest: host}`` for candidates whose ids are a proper prefix (at least two ids: BOS and a
+    token) of a longer candidate's, each guest under a host that is not itself a guest.
+
+    Longest first, so a prefix of a prefix goes to the longest text; only lengths that occur
+    are tried, so the cost is (texts x distinct lengths) slices, not quadratic in the length.
+    """
+    by_length: dict[int, dict[tuple, int]] = {}
+    for i in candidates:
+        if len(seqs[i]) >= 2:
+            by_length.setdefault(len(seqs[i]), {}).setdefault(tuple(seqs[i]), i)
+    lengths = sorted(by_length)
+    host_of: dict[int, int] = {}
+    for h in sorted(candidates, key=lambda i: (-len(seqs[i]), i)):
+        if h in host_of:
+            continue
+        seq = seqs[h]
+        for n in lengths:
+            if n >= len(seq):
+                break
+            g = by_length[n].get(tuple(seq[:n]))
+            if g is not None and g not in host_of:
+                host_of[g] = h
+    return host_of
