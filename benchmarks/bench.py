@@ -219,12 +219,18 @@ def run_batched(scorer, chains, names, profile=0):
 
 def run_naive(scorer, chains, names):
     """The reference's strategy: chain by chain, each score family's model called per chain."""
-    if scorer.models.available("lm"):
-        scorer.models.get("lm").share_prefixes = False  # the reference runs every text on its own
+    from roscoe.models.deberta import full_relative_attention
+
     families = {}
     for n in names:
         families.setdefault(registry.SCORES[n].slots, []).append(n)
     warm_up(scorer, chains, names)
+    # the reference's model code: every text run on its own, transformers' DeBERTa attention
+    for slot, model in scorer.models._loaded.items():
+        if slot == "lm":
+            model.share_prefixes = False
+        else:
+            full_relative_attention(model.model)
     t0 = time.perf_counter()
     values = np.full((len(chains), len(names)), np.nan)
     for i, c in enumerate(chains):

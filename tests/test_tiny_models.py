@@ -326,3 +326,69 @@ def test_out_of_memory_in_a_pass_loses_and_repeats_nothing(tmp_path, bert_dir, g
     assert len(got[2]) == len(texts) and all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got[2], want[2]))
     assert torch.equal(got[3][1], want[3][1]) and torch.allclose(got[3][0], want[3][0], rtol=1e-6)
     assert nli.stats.batches - before >= math.ceil(len(pairs) / 2)  # the halving really happened
+
+
+# ------------------------------------------------------------------ DeBERTa's relative attention
+
+
+@pytest.mark.parametrize("share_att_key", [True, False])
+def test_lean_deberta_bias_equals_the_transformers_bias(share_att_key):
+    """The lean relative-attention bias equals transformers' own, layer by layer, for short
+    sequences (where it is used) and hands longer ones to the original code."""
+    from roscoe.models.deberta import full_relative_attention, lean_relative_attention
+
+    torch.manual_seed(0)
+    cfg = transformers.DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, max_position_embeddings=512, relative_attention=True,
+                                       position_buckets=256, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
+                                       share_att_key=share_att_key, position_biased_input=False)
+    model = transformers.DebertaV2Model(cfg).eval()
+    assert lean_relative_attention(model) == 2
+    pairs, fallbacks = [], []
+    for mod in model.modules():
+        if hasattr(mod, "_roscoe_full_bias"):
+            lean, full = mod.disentangled_attention_bias, mod._roscoe_full_bias
+
+            def counted(*a, full=full):
+                fallbacks.append(a[0].size(-2))
+                return full(*a)
+
+            def both(*a, lean=lean, full=full):
+                out = lean(*a)
+                pairs.append((out, full(*a)))
+                return out
+
+            mod._roscoe_full_bias, mod.disentangled_attention_bias = counted, both
+    for length in (1, 2, 37, 129, 130, 200):  # 129: the last length below the log buckets
+        ids = torch.randint(5, 100, (3, length))
+        mask = torch.ones(3, length, dtype=torch.long)
+        mask[1, length // 2:] = 0
+        pairs.clear()
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)
+        assert len(pairs) == 2
+        for lean_out, full_out in pairs:
+            assert lean_out.shape == full_out.shape == (3 * 2, length, length)
+            assert float(full_out.abs().max()) > 1e-3  # a bias big enough for the comparison to mean something
+            assert torch.allclose(lean_out, full_out, atol=1e-6, rtol=0)
+    assert sorted(set(fallbacks)) == [130, 200]
+    assert full_relative_attention(model) == 2 and lean_relative_attention(model) == 2
+
+
+def test_nli_classifier_uses_the_lean_deberta_bias(tmp_path):
+    d = tmp_path / "deberta-nli"
+    d.mkdir()
+    _bert_tokenizer_into(d)
+    cfg = transformers.DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64, relative_attention=True, position_buckets=256,
+                                       pos_att_type=["p2c", "c2p"], share_att_key=True, position_biased_input=False,
+                                       num_labels=3, id2label={0: "entailment", 1: "neutral", 2: "contradiction"})
+    transformers.DebertaV2ForSequenceClassification(cfg).save_pretrained(d)
+    nli = NLIClassifier(_src(d))
+    assert any(hasattr(m, "_roscoe_full_bias") for m in nli.model.modules())
+    p = nli.p_contradiction([("A man sleeps.", "A man is awake."), ("It rains.", "It is wet outside today.")])
+    from roscoe.models.deberta import full_relative_attention
+
+    full_relative_attention(nli.model)
+    assert torch.allclose(p, nli.p_contradiction([("A man sleeps.", "A man is awake."),
+                                                  ("It rains.", "It is wet outside today.")]), atol=1e-6)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .batching import gather_to_host, run_batches, token_batches
+from .deberta import lean_relative_attention
 from .source import ModelSource
 
 
@@ -93,6 +94,7 @@ class _Encoder:
         self.model, info = cls.from_pretrained(str(source.path), dtype=dtype, output_loading_info=True)
         self.loading_info = info
         self.model.to(self.device).eval()
+        lean_relative_attention(self.model)  # DeBERTa-v2/v3 only; the same sums, less traffic
         limit = max_length or getattr(self.tokenizer, "model_max_length", None)
         positional = getattr(self.model.config, "max_position_embeddings", 512)
         if not limit or limit > 100_000:
