@@ -85,7 +85,7 @@ class Result:
 class Block:
     """Padded views of one block's model outputs; ``compute(names)`` gives every score."""
 
-    def __init__(self, refs, counts, out: dict, mode: str, device, dtype):
+    def __init__(self, refs, counts, out: dict, mode: str, device, dtype, nli_pairs: dict | None = None):
         self.mode, self.dev, self.dt = mode, device, dtype
         self.B = len(refs)
         t = lambda xs: torch.as_tensor(xs, device=device)
@@ -95,6 +95,7 @@ class Block:
         self.K = t([c[2] or 0 for c in counts])
         self.out = out
         self.refs = refs
+        self.nli_pairs = nli_pairs or {}  # kind -> (chain of each pair, pair index): Plan.nli_pairs
 
     # ------------------------------------------------------------------ sentence level
 
@@ -321,35 +322,27 @@ class Block:
 
     # ------------------------------------------------------------------ NLI, LM, grammar
 
+    def _worst_contradiction(self, kind: str):
+        """Per chain, the largest P(contradiction) among its pairs of ``kind`` (-inf: none)."""
+        best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
+        owners, indices = self.nli_pairs.get(kind, ([], []))
+        if indices:
+            con = self.out["con"].to(self.dev, self.dt)
+            best = best.scatter_reduce(0, torch.as_tensor(owners, device=self.dev),
+                                       con[torch.as_tensor(indices, device=self.dev)], "amax")
+        return best
+
     def discourse_representation(self):
         r = self._new()
         r.nan(self.T == 0, "reference_raises" if self.mode == PARLAI else "empty_context")
-        con = self.out["con"].to(self.dev, self.dt)
-        flat = [i for ref in self.refs for row in (ref.nli_src or []) for i in row]
-        best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
-        if flat:
-            owner = torch.as_tensor([b for b, ref in enumerate(self.refs) for row in (ref.nli_src or []) for _ in row],
-                                    device=self.dev)
-            best = best.scatter_reduce(0, owner, con[torch.as_tensor(flat, device=self.dev)], "amax")
-        r.rest(1 - best)
+        r.rest(1 - self._worst_contradiction("src"))
         return r
 
     def coherence_step_vs_step(self):
         r = self._new()
-        p = self.mode == PARLAI
-        if not p:
+        if self.mode != PARLAI:
             r.nan(self.N < 2, "too_few_steps")
-        con = self.out["con"].to(self.dev, self.dt)
-        owner, idx = [], []
-        for b, ref in enumerate(self.refs):
-            for pair_index in (ref.nli_steps or {}).values():  # the plan built only the pairs this mode uses
-                owner.append(b)
-                idx.append(pair_index)
-        best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
-        if idx:
-            best = best.scatter_reduce(0, torch.as_tensor(owner, device=self.dev),
-                                       con[torch.as_tensor(idx, device=self.dev)], "amax")
-        r.rest(1 - best)
+        r.rest(1 - self._worst_contradiction("steps"))  # the plan built only the pairs this mode uses
         return r
 
     def _per_step(self, key):

@@ -93,7 +93,10 @@ class Plan:
         self.sentences, self.tokens, self.pairs = Interner(), Interner(), Interner()
         self.lm_texts, self.grammar_texts = Interner(), Interner()
         self.refs: list[ChainRefs] = []
-        for c in chains:
+        # every chain's NLI pairs flat, with the chain (row in the block) each belongs to, so the
+        # block formulas reduce them with one scatter instead of walking chains and pairs
+        self.nli_pairs = {"src": ([], []), "steps": ([], [])}
+        for row, c in enumerate(chains):
             r = ChainRefs()
             self.refs.append(r)
             if not c.steps:
@@ -114,6 +117,7 @@ class Plan:
                 r.tok_context = [self.tokens(s) for s in c.context]
             if needs.nli_src:
                 r.nli_src = [[self.pairs((s, h)) for h in c.steps] for s in c.context]
+                self._flat("src", row, [i for per_sentence in r.nli_src for i in per_sentence])
             if needs.nli_steps:
                 n = len(c.steps)
                 if mode == PARLAI:
@@ -121,11 +125,17 @@ class Plan:
                 else:
                     ab = [(a, b) for b in range(n) for a in range(b)]
                 r.nli_steps = {(a, b): self.pairs((c.steps[a], c.steps[b])) for a, b in ab}
+                self._flat("steps", row, list(r.nli_steps.values()))
             if needs.lm:
                 r.lm_steps = [self.lm_texts(s) for s in c.steps]
                 r.lm_chain = self.lm_texts(" ".join(c.steps))
             if needs.grammar:
                 r.gram_steps = [self.grammar_texts(s) for s in c.steps]
+
+    def _flat(self, kind: str, row: int, pair_indices: list[int]) -> None:
+        owners, indices = self.nli_pairs[kind]
+        owners.extend([row] * len(pair_indices))
+        indices.extend(pair_indices)
 
     def sizes(self) -> dict:
         return {"sentences": len(self.sentences), "token_texts": len(self.tokens), "nli_pairs": len(self.pairs),

@@ -189,7 +189,7 @@ class Scorer:
         device = torch.device(self.models.device)
         dtype = torch.float64 if device.type == "cpu" else torch.float32  # reductions: fp64 on CPU, fp32 on GPU
         counts = [(len(c.steps), len(c.context), None if c.reference is None else len(c.reference)) for c in chains]
-        block = Block(plan.refs, counts, out, self.mode, device, dtype) if not empty.all() else None
+        block = Block(plan.refs, counts, out, self.mode, device, dtype, plan.nli_pairs) if not empty.all() else None
         computed = []
         for k, name in enumerate(names):
             if not all(self.models.available(s) for s in registry.SCORES[name].slots):
