@@ -225,7 +225,8 @@ def run_naive(scorer, chains, names):
     for n in names:
         families.setdefault(registry.SCORES[n].slots, []).append(n)
     warm_up(scorer, chains, names)
-    # the reference's model code: every text run on its own, transformers' DeBERTa attention
+    # the reference's model code: every model and text run on its own, transformers' DeBERTa attention
+    scorer.models.share_passes = False
     for slot, model in scorer.models._loaded.items():
         if slot == "lm":
             model.share_prefixes = False

@@ -218,21 +218,34 @@ class Scorer:
         ``ahead``: token ids per slot worked out beforehand (see ``prepare``)."""
         out = {}
         c = self.caches
+        drop = _drop_rule(self.mode)
+        from_embedder: dict = {}  # text -> token vectors that the sentence pass gave on the way
         if len(plan.sentences):
             t0 = time.perf_counter()
             emb = self.models.get(EMBEDDER)
-            rows = c[EMBEDDER].lookup(plan.sentences.items,
-                                      lambda texts: list(emb.encode(texts, ahead=ahead.get(EMBEDDER))))
-            out["sent"] = torch.stack(rows)  # fp32 as the model gave it; formulas widen it where they run
+            share = len(plan.tokens) > 0 and self.models.shares_embedder()
+            want = set(plan.tokens.items) if share else frozenset()
+            limit = self.models.get(TOKEN).max_length if share else None
+
+            def embed(texts):
+                vectors, mats = emb.encode_with_tokens(texts, ahead.get(EMBEDDER), want=want, drop=drop, limit=limit)
+                from_embedder.update(mats)
+                return list(vectors)
+
+            out["sent"] = torch.stack(c[EMBEDDER].lookup(plan.sentences.items, embed))  # fp32, widened later
             self._tick("embed", t0)
         if len(plan.tokens):
             t0 = time.perf_counter()
-            drop = _drop_rule(self.mode)
             tok = self.models.get(TOKEN)
-            keys = [(t, drop) for t in plan.tokens.items]
-            mats = c[TOKEN].lookup(keys, lambda ks: tok.encode([t for t, _ in ks], drop=drop,
-                                                               ahead=ahead.get(TOKEN)))
-            out["tok"] = mats
+
+            def token_vectors(keys):
+                texts = [t for t, _ in keys]
+                todo = [t for t in texts if t not in from_embedder]
+                fresh = dict(zip(todo, tok.encode(todo, drop=drop, ahead=ahead.get(TOKEN))))
+                tok.stats.shared += len(texts) - len(todo)
+                return [from_embedder[t] if t in from_embedder else fresh[t] for t in texts]
+
+            out["tok"] = c[TOKEN].lookup([(t, drop) for t in plan.tokens.items], token_vectors)
             self._tick("token_embed", t0)
         if len(plan.pairs):
             t0 = time.perf_counter()

@@ -107,6 +107,29 @@ def test_overlapped_preparation_changes_no_score(lite_scorer, base, monkeypatch)
     assert all(t.startswith("roscoe-prepare") for t in threads)
 
 
+def test_one_minilm_pass_serves_embedder_and_token_slots(lite_scorer, base):
+    """lite names all-MiniLM-L6-v2 for both the sentence and the token slot: one loaded model,
+    and the sentence pass hands the token vectors over; the scores equal separate passes."""
+    chains, _ = base
+    names = ["faithfulness_ww", "repetition_word", "faithfulness", "repetition_step"]
+    ms = lite_scorer.models
+    assert ms.get("token").model is ms.get("embedder").model
+    tok = ms.get("token")
+    try:
+        ms.share_passes = False
+        lite_scorer.clear_cache()
+        separate = lite_scorer.score(chains, names)
+        ms.share_passes = True
+        lite_scorer.clear_cache()
+        before = tok.stats.texts, tok.stats.shared
+        shared = lite_scorer.score(chains, names)
+    finally:
+        ms.share_passes = True
+    np.testing.assert_allclose(shared.values, separate.values, atol=1e-6, equal_nan=True)
+    assert shared.reasons == separate.reasons
+    assert tok.stats.shared - before[1] > 0 and tok.stats.texts == before[0]  # no text went through the token pass
+
+
 def test_scores_in_documented_range_and_degenerate_reasons(base):
     chains, table = base
     for name in LITE_SCORES:

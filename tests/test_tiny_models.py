@@ -67,6 +67,43 @@ def test_cls_without_pooler_weights_fails(tmp_path):
     assert emb.encode(TEXTS[:1]).shape == (1, 32)
 
 
+def _one_model_preset(path):
+    from roscoe.models import ModelSet, SlotSpec, get_preset
+    from dataclasses import replace
+
+    base = get_preset("parlai")
+    slots = {**base.slots, "embedder": SlotSpec(str(path), {"max_length": 64}),
+             "token": SlotSpec(str(path), {"max_length": 128})}
+    return ModelSet(replace(base, slots=slots, hub=False), device="cpu")
+
+
+def test_token_slot_naming_the_embedders_model_shares_it(bert_dir):
+    ms = _one_model_preset(bert_dir)
+    tok, emb = ms.get("token"), ms.get("embedder")
+    assert tok.model is emb.model and tok.max_length == 128 and emb.max_length == 64
+    # what one sentence pass hands over equals the token pass, for the texts neither limit cuts
+    long_text = " ".join(TEXTS * 8)  # over 64 tokens: cut by the embedder, so left to the token pass
+    texts = [*TEXTS, long_text]
+    for drop in ("special", "ends"):
+        vectors, mats = emb.encode_with_tokens(texts, want=set(TEXTS[1:]) | {long_text}, drop=drop,
+                                               limit=tok.max_length)
+        assert torch.allclose(vectors, emb.encode(texts), atol=1e-6)
+        assert set(mats) == set(TEXTS[1:])
+        alone = dict(zip(texts, tok.encode(texts, drop=drop)))
+        for t, m in mats.items():
+            assert m.shape == alone[t].shape and torch.allclose(m, alone[t], atol=1e-6)
+
+
+def test_token_slot_loads_alone_when_the_model_is_no_sentence_embedder(tmp_path):
+    d = tmp_path / "no-pooler"
+    d.mkdir()
+    transformers.BertModel(_bert_config(), add_pooling_layer=False).save_pretrained(d)
+    _bert_tokenizer_into(d)
+    ms = _one_model_preset(d)  # SimCSE's name rule asks for 'cls' pooling, which needs a pooler
+    tok = ms.get("token")
+    assert "embedder" not in ms._loaded and tok.encode(TEXTS[:1])[0].shape[1] == 32
+
+
 def test_unsup_name_rule_and_sentence_transformers_config(tmp_path, bert_dir):
     unsup = tmp_path / "unsup-simcse-tiny"
     shutil.copytree(bert_dir, unsup)

@@ -80,9 +80,18 @@ class ModelSet:
         defaults = CUDA_BATCH_TOKENS if self.device.startswith("cuda") else DEFAULT_BATCH_TOKENS
         self.batch_tokens = {**defaults, **(batch_tokens or {})}
         self._loaded: dict = {}
+        # False: every slot loads and runs its own model even where two name the same one
+        # (the naive baseline does, as the reference does)
+        self.share_passes = True
 
     def available(self, slot: str) -> bool:
         return self.preset.slots[slot].model is not None
+
+    def shares_embedder(self) -> bool:
+        """Whether the token slot names the sentence embedder's checkpoint, so one loaded model
+        and one pass can serve both (the lite preset: all-MiniLM-L6-v2 in both)."""
+        token, emb = self.preset.slots[TOKEN].model, self.preset.slots[EMBEDDER].model
+        return self.share_passes and token is not None and token == emb
 
     def get(self, slot: str):
         if slot in self._loaded:
@@ -92,8 +101,16 @@ class ModelSet:
             raise ModelUnavailable(f"preset {self.preset.name} has no {slot} model")
         if spec.model in _NC_MODELS:
             warnings.warn(f"{spec.model} is licensed CC-BY-NC-4.0 (non-commercial use only)", stacklevel=2)
-        src = source_for(spec, allow_hub=self.allow_hub)
         opts = {k: v for k, v in spec.options.items() if k != "revision"}
+        if slot == TOKEN and self.shares_embedder():
+            try:
+                model = TokenEmbedder.reusing(self.get(EMBEDDER), batch_tokens=self.batch_tokens[slot], **opts)
+            except ModelConfigError:  # fine as a token model, not as a sentence embedder: load it alone
+                model = None
+            if model is not None:
+                self._loaded[slot] = model
+                return model
+        src = source_for(spec, allow_hub=self.allow_hub)
         model = _CLASSES[slot](src, device=self.device, dtype=self.dtype,
                                batch_tokens=self.batch_tokens[slot], **opts)
         self._loaded[slot] = model

@@ -95,12 +95,27 @@ class _Encoder:
         self.loading_info = info
         self.model.to(self.device).eval()
         lean_relative_attention(self.model)  # DeBERTa-v2/v3 only; the same sums, less traffic
+        self.max_length = self._limit(max_length)
+        self.stats = PassStats()
+
+    @classmethod
+    def reusing(cls, other: "_Encoder", *, max_length=None, batch_tokens=None):
+        """This kind of pass over ``other``'s already loaded model and tokenizer (two slots that
+        name the same checkpoint hold one copy of it)."""
+        self = cls.__new__(cls)
+        self.source, self.device, self.dtype = other.source, other.device, other.dtype
+        self.batch_tokens = batch_tokens or other.batch_tokens
+        self.tokenizer, self.model, self.loading_info = other.tokenizer, other.model, other.loading_info
+        self.max_length = self._limit(max_length)
+        self.stats = PassStats()
+        return self
+
+    def _limit(self, max_length) -> int:
         limit = max_length or getattr(self.tokenizer, "model_max_length", None)
         positional = getattr(self.model.config, "max_position_embeddings", 512)
         if not limit or limit > 100_000:
             limit = positional
-        self.max_length = int(min(limit, positional))
-        self.stats = PassStats()
+        return int(min(limit, positional))
 
     def _tokenize(self, texts, pair=None) -> dict[str, list]:
         kw = dict(truncation=True if pair is None else "longest_first", max_length=self.max_length)
@@ -223,11 +238,28 @@ class SentenceEmbedder(_Encoder):
                     f"missing ({', '.join(missing) or 'no pooler layer'}); refusing a random pooler")
 
     def encode(self, texts: list[str], ahead: Tokenized | None = None) -> torch.Tensor:
+        return self.encode_with_tokens(texts, ahead)[0]
+
+    def encode_with_tokens(self, texts: list[str], ahead: Tokenized | None = None, *, want=frozenset(),
+                           drop: str = "special", limit: int | None = None):
+        """Sentence vectors, and from the same pass the token vectors (exactly as a
+        ``TokenEmbedder`` over this model gives them) of the texts in ``want`` that neither this
+        model's length limit nor ``limit`` (the token slot's) cuts: ``(vectors, {text: rows})``."""
         if not texts:
-            return torch.empty(0, self.model.config.hidden_size, dtype=torch.float32)
+            return torch.empty(0, self.model.config.hidden_size, dtype=torch.float32), {}
         enc, lengths = self._prepare(texts, ahead)
+        cap = min(self.max_length, limit or self.max_length)
+        rows = [i for i, t in enumerate(texts) if t in want and lengths[i] < cap]
+        kept: list[int] = []
+        if rows:
+            keep = [[0] * n for n in lengths]
+            for i in rows:
+                keep[i] = _keep(self.tokenizer, enc["input_ids"][i], drop)
+            enc, kept = {**enc, "keep": keep}, [sum(k) for k in keep]
+        token_rows = []
 
         def fn(idx, batch):
+            keep = batch.pop("keep", None)
             res = self.model(**batch)
             mask = batch["attention_mask"].unsqueeze(-1).float()
             hidden = res.last_hidden_state.float()
@@ -239,9 +271,16 @@ class SentenceEmbedder(_Encoder):
                 vec = res.pooler_output.float()
             else:
                 vec = hidden[:, 0]
-            return torch.nn.functional.normalize(vec, dim=-1)
+            vec = torch.nn.functional.normalize(vec, dim=-1)
+            if keep is not None:  # last, so an out-of-memory retry never leaves a stray entry
+                token_rows.append((idx, torch.nn.functional.normalize(hidden[keep.bool()], dim=-1)))
+            return vec
 
-        return self._batches(enc, lengths, fn)
+        vectors = self._batches(enc, lengths, fn)
+        if not rows:
+            return vectors, {}
+        per_text = _per_text(token_rows, kept, len(texts))
+        return vectors, {texts[i]: per_text[i] for i in rows}
 
     def describe(self):
         return {"max_length": self.max_length, "pooling": self.pooling, "pooling_from": self.pooling_from}
@@ -261,14 +300,7 @@ class TokenEmbedder(_Encoder):
         """Items are (text, drop rule) pairs, as the output cache keys them; the columns carry
         the 0/1 ``keep`` mask of each text's positions besides the token ids."""
         cols = self._tokenize([t for t, _ in items])
-        keep = []
-        for (_, drop), ids in zip(items, cols["input_ids"]):
-            n = len(ids)
-            if drop == "ends":
-                keep.append([0] + [1] * (n - 2) + [0] if n >= 2 else [0] * n)
-            else:
-                keep.append([1 - m for m in self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)])
-        cols["keep"] = keep
+        cols["keep"] = [_keep(self.tokenizer, ids, drop) for (_, drop), ids in zip(items, cols["input_ids"])]
         return cols
 
     def encode(self, texts: list[str], drop: str = "special", ahead: Tokenized | None = None) -> list[torch.Tensor]:
@@ -286,12 +318,25 @@ class TokenEmbedder(_Encoder):
             hidden = self.model(**batch).last_hidden_state
             return torch.nn.functional.normalize(hidden[mask].float(), dim=-1)
 
-        order, flat = gather_to_host(self._batches(enc, lengths, fn, per_row=False))
-        order = order.tolist()
-        out: list[torch.Tensor | None] = [None] * len(texts)
-        for i, v in zip(order, flat.split([kept[i] for i in order])):
-            out[i] = v
-        return out  # type: ignore[return-value]
+        return _per_text(self._batches(enc, lengths, fn, per_row=False), kept, len(texts))  # type: ignore[return-value]
+
+
+def _keep(tokenizer, ids: list[int], drop: str) -> list[int]:
+    """1 for each position whose vector the token embedder keeps, 0 for the dropped ones."""
+    n = len(ids)
+    if drop == "ends":
+        return [0] + [1] * (n - 2) + [0] if n >= 2 else [0] * n
+    return [1 - m for m in tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)]
+
+
+def _per_text(results, kept: list[int], n: int) -> list[torch.Tensor | None]:
+    """A pass's flat kept-token rows, gathered to the host with one copy, split per text."""
+    order, flat = gather_to_host(results)
+    order = order.tolist()
+    out: list[torch.Tensor | None] = [None] * n
+    for i, v in zip(order, flat.split([kept[i] for i in order])):
+        out[i] = v
+    return out
 
 
 def _label_names(config) -> dict[int, str]:
