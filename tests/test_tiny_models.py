@@ -81,6 +81,7 @@ def test_token_slot_naming_the_embedders_model_shares_it(bert_dir):
     ms = _one_model_preset(bert_dir)
     tok, emb = ms.get("token"), ms.get("embedder")
     assert tok.model is emb.model and tok.max_length == 128 and emb.max_length == 64
+    assert tok.tokenizer is not emb.tokenizer  # each keeps its own truncation setting
     # what one sentence pass hands over equals the token pass, for the texts neither limit cuts
     long_text = " ".join(TEXTS * 8)  # over 64 tokens: cut by the embedder, so left to the token pass
     texts = [*TEXTS, long_text]

@@ -100,12 +100,18 @@ class _Encoder:
 
     @classmethod
     def reusing(cls, other: "_Encoder", *, max_length=None, batch_tokens=None):
-        """This kind of pass over ``other``'s already loaded model and tokenizer (two slots that
-        name the same checkpoint hold one copy of it)."""
+        """This kind of pass over ``other``'s already loaded model (two slots that name the same
+        checkpoint hold one copy of its weights)."""
+        import transformers
+
         self = cls.__new__(cls)
         self.source, self.device, self.dtype = other.source, other.device, other.dtype
         self.batch_tokens = batch_tokens or other.batch_tokens
-        self.tokenizer, self.model, self.loading_info = other.tokenizer, other.model, other.loading_info
+        self.model, self.loading_info = other.model, other.loading_info
+        # A tokenizer of its own: the two slots truncate at different lengths, and a shared Rust
+        # tokenizer re-set for each call could be mid-change on the worker thread (overlap)
+        # while the scoring thread reads it.
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(other.source.path))
         self.max_length = self._limit(max_length)
         self.stats = PassStats()
         return self
