@@ -68,8 +68,9 @@ def test_cls_without_pooler_weights_fails(tmp_path):
 
 
 def _one_model_preset(path):
-    from roscoe.models import ModelSet, SlotSpec, get_preset
     from dataclasses import replace
+
+    from roscoe.models import ModelSet, SlotSpec, get_preset
 
     base = get_preset("parlai")
     slots = {**base.slots, "embedder": SlotSpec(str(path), {"max_length": 64}),

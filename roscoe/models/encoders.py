@@ -99,7 +99,7 @@ class _Encoder:
         self.stats = PassStats()
 
     @classmethod
-    def reusing(cls, other: "_Encoder", *, max_length=None, batch_tokens=None):
+    def reusing(cls, other: _Encoder, *, max_length=None, batch_tokens=None):
         """This kind of pass over ``other``'s already loaded model (two slots that name the same
         checkpoint hold one copy of its weights)."""
         import transformers
