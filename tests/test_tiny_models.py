@@ -370,8 +370,12 @@ def test_out_of_memory_in_a_pass_loses_and_repeats_nothing(tmp_path, bert_dir, g
 # ------------------------------------------------------------------ DeBERTa's relative attention
 
 
-@pytest.mark.parametrize("share_att_key", [True, False])
-def test_lean_deberta_bias_equals_the_transformers_bias(share_att_key):
+@pytest.mark.parametrize("share_att_key,buckets,max_relative,fallback", [
+    (True, 256, -1, [130, 200]),   # DeBERTa-v3: log buckets past 128, so lengths up to 129 fit
+    (False, 256, -1, [130, 200]),  # separate position projections
+    (True, -1, 64, [129, 130, 200]),  # no buckets: every distance below 64 has its own row
+])
+def test_lean_deberta_bias_equals_the_transformers_bias(share_att_key, buckets, max_relative, fallback):
     """The lean relative-attention bias equals transformers' own, layer by layer, for short
     sequences (where it is used) and hands longer ones to the original code."""
     from roscoe.models.deberta import full_relative_attention, lean_relative_attention
@@ -379,7 +383,8 @@ def test_lean_deberta_bias_equals_the_transformers_bias(share_att_key):
     torch.manual_seed(0)
     cfg = transformers.DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                        intermediate_size=64, max_position_embeddings=512, relative_attention=True,
-                                       position_buckets=256, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
+                                       position_buckets=buckets, max_relative_positions=max_relative,
+                                       pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
                                        share_att_key=share_att_key, position_biased_input=False)
     model = transformers.DebertaV2Model(cfg).eval()
     assert lean_relative_attention(model) == 2
@@ -410,7 +415,7 @@ def test_lean_deberta_bias_equals_the_transformers_bias(share_att_key):
             assert lean_out.shape == full_out.shape == (3 * 2, length, length)
             assert float(full_out.abs().max()) > 1e-3  # a bias big enough for the comparison to mean something
             assert torch.allclose(lean_out, full_out, atol=1e-6, rtol=0)
-    assert sorted(set(fallbacks)) == [130, 200]
+    assert sorted(set(fallbacks)) == fallback
     assert full_relative_attention(model) == 2 and lean_relative_attention(model) == 2
 
 
