@@ -153,7 +153,9 @@ def build_random_parlai(root: Path, tiny: bool = False) -> dict:
     tag = "tiny" if tiny else "random"
     return {
         "embedder": save(f"mpnet-base-{tag}", lambda: transformers.MPNetModel(mpnet)),
-        "token": str(root / f"mpnet-base-{tag}"),
+        # a model of its own, as in the real preset (all-mpnet-base-v2 and mpnet-base): one path
+        # for both would let the scorer share a single pass and hide the token stage's cost
+        "token": save(f"mpnet-base-token-{tag}", lambda: transformers.MPNetModel(mpnet)),
         "nli": save(f"deberta-v3-large-{tag}", lambda: transformers.DebertaV2ForSequenceClassification(deberta)),
         "lm": save(f"gpt2-large-{tag}", lambda: transformers.GPT2LMHeadModel(gpt2)),
         "grammar": save(f"roberta-large-{tag}", lambda: transformers.RobertaForSequenceClassification(roberta)),
