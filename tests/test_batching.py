@@ -91,6 +91,32 @@ def test_run_batches_prefetch_and_backoff(prefetch):
     assert [0, 1] in collated and [2, 3] in collated  # halves are re-collated
 
 
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_out_of_memory_halves_the_budget_and_replans_the_rest(prefetch):
+    """One batch that does not fit lowers the budget for good, so the batches after it are
+    planned small enough and never fail in turn; every item still runs exactly once."""
+    from types import SimpleNamespace
+
+    from roscoe.models.batching import run_budgeted
+    from roscoe.models.encoders import PassStats
+
+    owner = SimpleNamespace(batch_tokens=100, stats=PassStats())
+    lengths = [10] * 40  # 4 batches of 10 items under the first budget
+    computed, failed = [], []
+
+    def compute(idx, batch):
+        if len(idx) * 10 > 40:  # the device holds 40 tokens
+            failed.append(len(idx))
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        assert batch == idx
+        computed.extend(idx)
+
+    run_budgeted(list(range(40)), lengths, owner, lambda idx: list(idx), compute, prefetch=prefetch)
+    assert sorted(computed) == list(range(40))
+    # the first batch (100 tokens) and its halves (50) fail; then the budget is 25 for good
+    assert failed == [10, 5, 5] and owner.stats.backoffs == 3 and owner.batch_tokens == 25
+
+
 def test_tokenized_ahead_gives_a_subset_in_order_or_none():
     from roscoe.models.encoders import Tokenized
 

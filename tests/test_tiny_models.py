@@ -365,6 +365,8 @@ def test_out_of_memory_in_a_pass_loses_and_repeats_nothing(tmp_path, bert_dir, g
     assert len(got[2]) == len(texts) and all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got[2], want[2]))
     assert torch.equal(got[3][1], want[3][1]) and torch.allclose(got[3][0], want[3][0], rtol=1e-6)
     assert nli.stats.batches - before >= math.ceil(len(pairs) / 2)  # the halving really happened
+    for m in (nli, emb, tok, lm):  # and the budget went down for good, to half a failed batch or less
+        assert m.stats.backoffs > 0 and m.batch_tokens < 10_000
 
 
 # ------------------------------------------------------------------ DeBERTa's relative attention

@@ -37,11 +37,12 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
-def run_with_backoff(batch: list[int], fn: Callable[[list[int]], None]) -> None:
+def run_with_backoff(batch: list[int], fn: Callable[[list[int]], None],
+                     on_oom: Callable[[list[int]], None] | None = None) -> None:
     """Run ``fn`` on a batch; on out-of-memory, halve the batch and retry both halves.
 
     Nothing is lost: every item is eventually run, alone if need be.  A single item that
-    still does not fit re-raises.
+    still does not fit re-raises.  ``on_oom(batch)`` hears of every batch that did not fit.
     """
     try:
         fn(batch)
@@ -50,36 +51,78 @@ def run_with_backoff(batch: list[int], fn: Callable[[list[int]], None]) -> None:
             raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        if on_oom is not None:
+            on_oom(batch)
         half = len(batch) // 2
-        run_with_backoff(batch[:half], fn)
-        run_with_backoff(batch[half:], fn)
+        run_with_backoff(batch[:half], fn, on_oom)
+        run_with_backoff(batch[half:], fn, on_oom)
 
 
-def run_batches(batches: list[list[int]], collate: Callable, compute: Callable, *, prefetch: bool) -> None:
+def run_batches(batches: list[list[int]], collate: Callable, compute: Callable, *, prefetch: bool,
+                on_oom: Callable[[list[int]], bool] | None = None,
+                replan: Callable[[list[int]], list[list[int]]] | None = None) -> None:
     """``compute(idx, collate(idx))`` for every batch.  With ``prefetch`` (a GPU run) the next
     batch is collated on a background thread while the device works on this one, so
     host-side padding and copies overlap with the kernels.  Out-of-memory halves a batch and
-    re-collates the halves."""
+    re-collates the halves; when ``on_oom`` then returns True (it lowered the budget), the
+    batches not yet run are re-planned by ``replan`` so they do not fail in turn."""
+    from collections import deque
+
+    shrunk = False
+
+    def told(batch):
+        nonlocal shrunk
+        if on_oom is not None and on_oom(batch):
+            shrunk = True
 
     def run(idx, ready=None):
         def attempt(sub):
             compute(sub, ready if (ready is not None and sub is idx) else collate(sub))
 
-        run_with_backoff(idx, attempt)
+        run_with_backoff(idx, attempt, told)
 
-    if not prefetch or len(batches) < 2:
-        for idx in batches:
-            run(idx)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    queue = deque(batches)
+    pool = None
+    if prefetch and len(queue) > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(collate, batches[0])
-        for k, idx in enumerate(batches):
-            ready = pending.result()
-            if k + 1 < len(batches):
-                pending = pool.submit(collate, batches[k + 1])
+        pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        pending = pool.submit(collate, queue[0]) if pool else None
+        while queue:
+            idx = queue.popleft()
+            ready = pending.result() if pending else None
+            pending = pool.submit(collate, queue[0]) if pool and queue else None
             run(idx, ready)
+            if shrunk and replan is not None and queue:
+                shrunk = False
+                if pending:
+                    pending.result()  # collated for the old plan: dropped
+                queue = deque(replan([i for b in queue for i in b]))
+                pending = pool.submit(collate, queue[0]) if pool and queue else None
+    finally:
+        if pool:
+            pool.shutdown(wait=True)
+
+
+def run_budgeted(items: list[int], lengths, owner, collate: Callable, compute: Callable, *, prefetch: bool) -> None:
+    """Plan ``items`` (indices, ``lengths[i]`` tokens each) into length-sorted batches of at most
+    ``owner.batch_tokens`` padded tokens and run them with ``run_batches``.  A batch that runs
+    out of memory lowers ``owner.batch_tokens`` for good to half its padded size (the budget is
+    halved, not only that batch), and the batches not yet run are re-planned with it."""
+
+    def plan(subset):
+        return [[subset[j] for j in b] for b in token_batches([lengths[i] for i in subset], owner.batch_tokens)]
+
+    def lower(batch) -> bool:
+        padded = len(batch) * max(max(1, lengths[i]) for i in batch)
+        owner.stats.backoffs += 1
+        if padded // 2 < owner.batch_tokens:
+            owner.batch_tokens = max(1, padded // 2)
+            return True
+        return False
+
+    run_batches(plan(items), collate, compute, prefetch=prefetch, on_oom=lower, replan=plan)
 
 
 def gather_to_host(results: list[tuple[list[int], torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

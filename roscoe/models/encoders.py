@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import gather_to_host, run_batches, token_batches
+from .batching import gather_to_host, run_budgeted
 from .deberta import lean_relative_attention
 from .source import ModelSource
 
@@ -38,6 +38,7 @@ class PassStats:
     batches: int = 0
     truncated: int = 0
     shared: int = 0  # texts read off another text's pass (an LM prefix), not run themselves
+    backoffs: int = 0  # batches that ran out of memory and were split (the budget went down)
     seconds: float = 0.0
 
     def as_dict(self):
@@ -181,7 +182,7 @@ class _Encoder:
             results.append((idx, res))  # only once fn succeeded: an out-of-memory retry adds nothing
             self.stats.batches += 1
 
-        run_batches(token_batches(lengths, self.batch_tokens), collate, compute, prefetch=cuda)
+        run_budgeted(list(range(len(lengths))), lengths, self, collate, compute, prefetch=cuda)
         if per_row:
             results = _in_input_order(results, len(lengths))
         self.stats.seconds += time.perf_counter() - t0

@@ -7,7 +7,7 @@ from itertools import chain
 import numpy as np
 import torch
 
-from .batching import gather_to_host, run_batches, token_batches
+from .batching import gather_to_host, run_budgeted
 from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers
 from .source import ModelSource
 
@@ -120,9 +120,7 @@ class CausalLM:
                 guest_parts.append((cut_guests, partial))
             self.stats.batches += 1
 
-        lengths = [len(seqs[i]) for i in run]
-        batches = [[run[j] for j in b] for b in token_batches(lengths, self.batch_tokens)]
-        run_batches(batches, collate, compute, prefetch=cuda)
+        run_budgeted(run, [len(s) for s in seqs], self, collate, compute, prefetch=cuda)
         if parts:
             order, s = gather_to_host([(idx, s) for idx, s, _ in parts])
             sums[order] = s
