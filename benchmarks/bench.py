@@ -252,7 +252,7 @@ def benchmark(args) -> dict:
     root = Path(tempfile.mkdtemp(prefix="roscoe-bench-"))
     scorer = make_scorer(args, dtype=args.dtype, root=root)
     table, wall = run_batched(scorer, chains, names, args.profile)
-    dtype = scorer.models.dtype
+    dtype = scorer.models.autocast or scorer.models.dtype  # what the matrix products run in
     peak, peak_what = device_peak(scorer.models.device, dtype)
     stages = {}
     slot_of = {"embed": "embedder", "token_embed": "token", "nli": "nli", "lm": "lm", "grammar": "grammar"}
@@ -268,7 +268,7 @@ def benchmark(args) -> dict:
         stages[stage] = row
     out = {
         "preset": args.preset, "source": args.source, "chains": len(chains), "scores": len(names),
-        "device": scorer.models.device, "dtype": str(dtype).split(".")[-1], "threads": torch.get_num_threads(),
+        "device": scorer.models.device, "dtype": scorer.models.precision, "threads": torch.get_num_threads(),
         "overlap": scorer.overlap, "block_size": scorer.block_size,
         "wall_s": round(wall, 3), "chains_per_s": round(len(chains) / wall, 3), "stages": stages,
         "peak": f"{peak / 1e12:.2f} TFLOP/s ({peak_what})",

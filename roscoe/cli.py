@@ -17,6 +17,9 @@ class UsageError(Exception):
     pass
 
 
+DTYPES = ["auto", "fp32", "bf16", "fp16", "autocast-fp16", "autocast-bf16"]
+
+
 def _score_parser(sub):
     p = sub.add_parser("score", help="score a JSONL file of chains",
                        description="Score every chain of a JSONL file; one output row per chain.")
@@ -38,7 +41,8 @@ def _score_parser(sub):
     p.add_argument("--preset", default="lite", help="model preset: lite (offline, default), parlai, paper")
     p.add_argument("--mode", default="paper", choices=["paper", "parlai"])
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--dtype", default="auto", choices=DTYPES,
+                   help="model precision (auto: bf16 on a GPU, fp32 on a CPU; autocast-fp16 keeps scores closest to fp32)")
     p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (rows x padded length)")
     p.add_argument("--block-size", type=int, default=256, help="chains per block; rows are written per block")
     p.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
@@ -86,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", default="paper", choices=["paper", "parlai"])
     e.add_argument("--scores", default="all")
     e.add_argument("--device", default="auto")
-    e.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    e.add_argument("--dtype", default="auto", choices=DTYPES)
     e.add_argument("--limit", type=int, default=0, help="only the first N chains of each set")
     e.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")
     _stats_args(e)

@@ -13,7 +13,7 @@ from . import __version__, registry, splitters
 from .cache import DEFAULT_SIZES, LRU
 from .chains import DEFAULT_SPLITTERS, Chain, coerce
 from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
-from .models import DTYPE_NAMES, ModelSet
+from .models import ModelSet
 from .plan import Needs, Plan
 from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
 from .table import ScoreTable, Signature
@@ -83,7 +83,7 @@ class Scorer:
                      GRAMMAR: lambda: f"+acc{d['acceptable_index']}({d['index_from']})+{d['max_length']}"}[slot]()
             f[key] = f"{d['model']}@{d['hash']}{extra}"
         f["split"] = ",".join(f"{k}={v}" for k, v in self.split.items()) + f"({splitters.punkt_version()})"
-        f["dtype"] = DTYPE_NAMES.get(self.models.dtype, str(self.models.dtype))
+        f["dtype"] = self.models.precision
         f["device"] = self.models.device.split(":")[0]
         import transformers
 

@@ -2,6 +2,7 @@
 import random
 
 import numpy as np
+import torch
 import pytest
 
 from roscoe import registry
@@ -240,3 +241,21 @@ def test_one_call_score_function():
     assert len(t) == 2 and "emb:all-MiniLM-L6-v2" in str(t.signature)
     df = t.to_pandas()
     assert list(df.columns) == ["id", "faithfulness", "reasons"]
+
+
+def test_autocast_fp16_keeps_every_score_within_1e3_of_fp32(lite_scorer):
+    """fp32 weights with the matrix products in fp16 (norms, softmax and reductions in fp32):
+    the precision that keeps the scores within the 1e-3 bound, unlike plain bf16."""
+    from roscoe import Scorer
+
+    chains = gsm8k_chains(8)
+    names = registry.resolve("reference-free")
+    fp32 = lite_scorer.score(chains, names)
+    amp = Scorer("lite", device="cpu", dtype="autocast-fp16")
+    assert amp.models.dtype == torch.float32 and amp.models.autocast == torch.float16
+    half = amp.score(chains, names)
+    diff = np.abs(half.values - fp32.values)
+    assert half.reasons == fp32.reasons
+    assert np.nanmax(diff) < 1e-3
+    assert np.nanmax(diff) > 0  # the products really ran in fp16
+    assert "|dtype:autocast-fp16|" in str(amp.signature(names))

@@ -42,11 +42,20 @@ def resolve_dtype(dtype, device: str) -> torch.dtype:
     table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
              "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
     if dtype not in table:
-        raise ValueError(f"unknown dtype {dtype!r}; expected auto, fp32, bf16 or fp16")
+        raise ValueError(f"unknown dtype {dtype!r}; expected auto, fp32, bf16, fp16, {', '.join(AUTOCAST)}")
     return table[dtype]
 
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+# fp32 weights, matrix products in the half type, norms / softmax / reductions in fp32 (torch.autocast)
+AUTOCAST = {"autocast-fp16": torch.float16, "autocast-bf16": torch.bfloat16}
+
+
+def resolve_precision(dtype, device: str) -> tuple[torch.dtype, torch.dtype | None]:
+    """(dtype of the weights, autocast dtype or None) for a ``--dtype`` value."""
+    if isinstance(dtype, str) and dtype in AUTOCAST:
+        return torch.float32, AUTOCAST[dtype]
+    return resolve_dtype(dtype, device), None
 
 
 def source_for(spec: SlotSpec, *, allow_hub: bool) -> ModelSource:
@@ -73,7 +82,7 @@ class ModelSet:
         if overrides:
             self.preset = self.preset.with_overrides(**overrides)
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype, self.autocast = resolve_precision(dtype, self.device)
         self.allow_hub = self.preset.hub if allow_hub is None else allow_hub
         if isinstance(batch_tokens, int):
             batch_tokens = {s: batch_tokens for s in SLOTS}
@@ -86,6 +95,13 @@ class ModelSet:
 
     def available(self, slot: str) -> bool:
         return self.preset.slots[slot].model is not None
+
+    @property
+    def precision(self) -> str:
+        """The signature's name for how the models compute: fp32, bf16, fp16 or autocast-*."""
+        if self.autocast is not None:
+            return next(k for k, v in AUTOCAST.items() if v == self.autocast)
+        return DTYPE_NAMES.get(self.dtype, str(self.dtype))
 
     def shares_embedder(self) -> bool:
         """Whether the token slot names the sentence embedder's checkpoint, so one loaded model
@@ -111,7 +127,7 @@ class ModelSet:
                 self._loaded[slot] = model
                 return model
         src = source_for(spec, allow_hub=self.allow_hub)
-        model = _CLASSES[slot](src, device=self.device, dtype=self.dtype,
+        model = _CLASSES[slot](src, device=self.device, dtype=self.dtype, autocast=self.autocast,
                                batch_tokens=self.batch_tokens[slot], **opts)
         self._loaded[slot] = model
         return model
@@ -130,4 +146,4 @@ class ModelSet:
 
 
 __all__ = ["ModelSet", "PRESETS", "Preset", "SlotSpec", "ModelUnavailable", "ModelConfigError",
-           "resolve_device", "resolve_dtype", "DTYPE_NAMES", "get_preset"]
+           "resolve_device", "resolve_dtype", "resolve_precision", "DTYPE_NAMES", "AUTOCAST", "get_preset"]

@@ -6,6 +6,7 @@ token-budgeted batches and returns results in input order.  Outputs that feed fo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -65,6 +66,11 @@ class Tokenized:
         return {k: [col[r] for r in rows] for k, col in self.columns.items()}
 
 
+def amp(device: torch.device, dtype: torch.dtype | None):
+    """torch.autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def _in_input_order(results, n: int) -> torch.Tensor:
     """Per-row batch results, gathered to the host with one copy, in input order."""
     if not results:
@@ -82,13 +88,14 @@ class _Encoder:
     auto_class = "AutoModel"
 
     def __init__(self, source: ModelSource, *, device="cpu", dtype=torch.float32, max_length=None,
-                 batch_tokens=8192):
+                 batch_tokens=8192, autocast=None):
         import transformers
 
         _quiet_transformers()
         self.source = source
         self.device = torch.device(device)
         self.dtype = dtype
+        self.autocast = autocast  # a half type: matrix products in it under torch.autocast
         self.batch_tokens = batch_tokens
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.path))
         cls = getattr(transformers, self.auto_class)
@@ -106,7 +113,7 @@ class _Encoder:
         import transformers
 
         self = cls.__new__(cls)
-        self.source, self.device, self.dtype = other.source, other.device, other.dtype
+        self.source, self.device, self.dtype, self.autocast = other.source, other.device, other.dtype, other.autocast
         self.batch_tokens = batch_tokens or other.batch_tokens
         self.model, self.loading_info = other.model, other.loading_info
         # A tokenizer of its own: the two slots truncate at different lengths, and a shared Rust
@@ -177,7 +184,7 @@ class _Encoder:
         results = []
 
         def compute(idx, batch):
-            with torch.inference_mode():
+            with torch.inference_mode(), amp(self.device, self.autocast):
                 res = fn(idx, batch)
             results.append((idx, res))  # only once fn succeeded: an out-of-memory retry adds nothing
             self.stats.batches += 1

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .batching import gather_to_host, run_budgeted
-from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers
+from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers, amp
 from .source import ModelSource
 
 # Rows of hidden states sent through the output layer at once: bounds the fp32 logits
@@ -26,13 +26,14 @@ class CausalLM:
     slot = "lm"
 
     def __init__(self, source: ModelSource, *, device="cpu", dtype=torch.float32, bos_id=None,
-                 add_prefix_space=False, batch_tokens=4096, window=None):
+                 add_prefix_space=False, batch_tokens=4096, window=None, autocast=None):
         import transformers
 
         _quiet_transformers()
         self.source = source
         self.device = torch.device(device)
         self.batch_tokens = batch_tokens
+        self.autocast = autocast  # a half type: matrix products in it under torch.autocast
         tok_kw = {"add_prefix_space": True} if add_prefix_space else {}
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.path), **tok_kw)
         self.add_prefix_space = add_prefix_space
@@ -143,7 +144,7 @@ class CausalLM:
         """targets[b, p] is the token predicted at position p, or -100.  Returns per-row NLL sums
         (float64) and target counts, on the model's device, and the NLL sums of the first
         ``cut_len[c] - 1`` targets of row ``cut_row[c]`` (texts that are prefixes of a row)."""
-        with torch.inference_mode():
+        with torch.inference_mode(), amp(self.device, self.autocast):
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
             head = self.model.get_output_embeddings()
             flat_h = hidden.reshape(-1, hidden.shape[-1])
