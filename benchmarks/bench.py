@@ -186,9 +186,7 @@ def make_scorer(args, *, dtype, root: Path | None):
 def warm_up(scorer, chains, names):
     """Load the models and run each kind of pass once on a few chains, so one-time costs (CUDA
     context and kernel loading, cuBLAS heuristics, lazy imports) are not billed to either path."""
-    for slot in registry.slots_for(names):
-        if scorer.models.available(slot):
-            scorer.models.get(slot)
+    scorer.load(names)
     scorer.score(chains[:8], names)
     if scorer.models.device.startswith("cuda"):
         torch.cuda.synchronize()

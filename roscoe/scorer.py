@@ -14,6 +14,7 @@ from .cache import DEFAULT_SIZES, LRU
 from .chains import DEFAULT_SPLITTERS, Chain, coerce
 from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
 from .models import ModelSet
+from .models.encoders import Tokenized
 from .plan import Needs, Plan
 from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
 from .table import ScoreTable, Signature
@@ -91,6 +92,12 @@ class Scorer:
         f["tf"] = transformers.__version__
         return Signature(f)
 
+    def load(self, scores=None) -> None:
+        """Load now every available model the scores use (otherwise each loads on first use)."""
+        for slot in registry.slots_for(registry.resolve(scores)):
+            if self.models.available(slot):
+                self.models.get(slot)
+
     def clear_cache(self) -> None:
         for slot, cache in self.caches.items():
             self.caches[slot] = LRU(cache.max_items)
@@ -106,9 +113,7 @@ class Scorer:
             for block in blocks:
                 yield self.score_block(block, names, details=details)
             return
-        for slot in registry.slots_for(names):  # loaded here, never from two threads at once
-            if self.models.available(slot):
-                self.models.get(slot)
+        self.load(names)  # here, never from two threads at once
         from concurrent.futures import ThreadPoolExecutor
 
         it = iter(blocks)
@@ -135,7 +140,7 @@ class Scorer:
             drop = _drop_rule(self.mode)
             work = {EMBEDDER: plan.sentences.items, TOKEN: [(t, drop) for t in plan.tokens.items],
                     NLI: plan.pairs.items, LM: plan.lm_texts.items, GRAMMAR: plan.grammar_texts.items}
-            ahead = {slot: self.models.get(slot).ahead(items) for slot, items in work.items() if items}
+            ahead = {slot: Tokenized.by(self.models.get(slot), items) for slot, items in work.items() if items}
         self._tick("prepare" if tokenize else "plan", t0)
         return Prepared(plan, ahead)
 

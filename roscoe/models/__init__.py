@@ -120,12 +120,11 @@ class ModelSet:
         opts = {k: v for k, v in spec.options.items() if k != "revision"}
         if slot == TOKEN and self.shares_embedder():
             try:
-                model = TokenEmbedder.reusing(self.get(EMBEDDER), batch_tokens=self.batch_tokens[slot], **opts)
+                self._loaded[slot] = TokenEmbedder.reusing(self.get(EMBEDDER), batch_tokens=self.batch_tokens[slot],
+                                                           **opts)
+                return self._loaded[slot]
             except ModelConfigError:  # fine as a token model, not as a sentence embedder: load it alone
-                model = None
-            if model is not None:
-                self._loaded[slot] = model
-                return model
+                pass
         src = source_for(spec, allow_hub=self.allow_hub)
         model = _CLASSES[slot](src, device=self.device, dtype=self.dtype, autocast=self.autocast,
                                batch_tokens=self.batch_tokens[slot], **opts)

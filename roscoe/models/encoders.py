@@ -55,6 +55,11 @@ class Tokenized:
         self._row = {item: i for i, item in enumerate(items)}
         self.columns = columns
 
+    @classmethod
+    def by(cls, model, items: list) -> Tokenized:
+        """``items`` tokenized now by ``model`` (any pass wrapper with a ``tokenize``)."""
+        return cls(items, model.tokenize(items))
+
     def __len__(self):
         return len(self._row)
 
@@ -64,6 +69,12 @@ class Tokenized:
         if any(r is None for r in rows):
             return None
         return {k: [col[r] for r in rows] for k, col in self.columns.items()}
+
+
+def token_columns(model, items, ahead: Tokenized | None) -> dict[str, list]:
+    """``items``' token columns: from ``ahead`` when it has them all, else tokenized now."""
+    cols = ahead.take(items) if ahead is not None else None
+    return cols if cols is not None else model.tokenize(items)
 
 
 def amp(device: torch.device, dtype: torch.dtype | None):
@@ -140,15 +151,9 @@ class _Encoder:
         """Token-id columns (``input_ids``...) of the items this model's pass takes."""
         return self._tokenize(items)
 
-    def ahead(self, items: list) -> Tokenized:
-        """Tokenize a coming pass's items now (the scorer does it on a worker thread)."""
-        return Tokenized(items, self.tokenize(items))
-
     def _prepare(self, items, ahead: Tokenized | None = None):
         """The items' token columns (from ``ahead`` when it has them all) and lengths; counted."""
-        cols = ahead.take(items) if ahead is not None else None
-        if cols is None:
-            cols = self.tokenize(items)
+        cols = token_columns(self, items, ahead)
         lengths = [len(ids) for ids in cols["input_ids"]]
         self.stats.truncated += sum(n >= self.max_length for n in lengths)
         self.stats.texts += len(lengths)
@@ -194,6 +199,14 @@ class _Encoder:
             results = _in_input_order(results, len(lengths))
         self.stats.seconds += time.perf_counter() - t0
         return results
+
+    def _class_probability(self, items, ahead: Tokenized | None, index: int) -> torch.Tensor:
+        """P(class ``index``) per item: softmax over all logits, in fp32."""
+        if not items:
+            return torch.empty(0, dtype=torch.float32)
+        enc, lengths = self._prepare(items, ahead)
+        return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
+            self.model(**batch).logits.float(), dim=-1)[:, index])
 
     def describe(self) -> dict:
         return {"max_length": self.max_length}
@@ -387,11 +400,7 @@ class NLIClassifier(_Encoder):
         return self._tokenize([p for p, _ in items], [h for _, h in items])
 
     def p_contradiction(self, pairs: list[tuple[str, str]], ahead: Tokenized | None = None) -> torch.Tensor:
-        if not pairs:
-            return torch.empty(0, dtype=torch.float32)
-        enc, lengths = self._prepare(pairs, ahead)
-        return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
-            self.model(**batch).logits.float(), dim=-1)[:, self.index])
+        return self._class_probability(pairs, ahead, self.index)
 
     def describe(self):
         return {"max_length": self.max_length, "contradiction_index": self.index, "index_from": self.index_from}
@@ -423,11 +432,7 @@ class GrammarClassifier(_Encoder):
             self.index, self.index_from = hits[0], "id2label"
 
     def p_acceptable(self, texts: list[str], ahead: Tokenized | None = None) -> torch.Tensor:
-        if not texts:
-            return torch.empty(0, dtype=torch.float32)
-        enc, lengths = self._prepare(texts, ahead)
-        return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
-            self.model(**batch).logits.float(), dim=-1)[:, self.index])
+        return self._class_probability(texts, ahead, self.index)
 
     def describe(self):
         return {"max_length": self.max_length, "acceptable_index": self.index, "index_from": self.index_from}

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .batching import gather_to_host, run_budgeted
-from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers, amp
+from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers, amp, token_columns
 from .source import ModelSource
 
 # Rows of hidden states sent through the output layer at once: bounds the fp32 logits
@@ -64,10 +64,6 @@ class CausalLM:
     def tokenize(self, texts: list[str]) -> dict[str, list]:
         return {"ids": self._ids(texts)}
 
-    def ahead(self, texts: list[str]) -> Tokenized:
-        """Tokenize a coming pass's texts now (the scorer does it on a worker thread)."""
-        return Tokenized(texts, self.tokenize(texts))
-
     def nll(self, texts: list[str], ahead: Tokenized | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per text: (sum of NLL over its tokens, number of tokens), float64 / int64."""
         t0 = time.perf_counter()
@@ -75,8 +71,7 @@ class CausalLM:
         counts = torch.zeros(len(texts), dtype=torch.int64)
         if not texts:
             return sums, counts
-        cols = ahead.take(texts) if ahead is not None else None
-        seqs = (cols or self.tokenize(texts))["ids"]
+        seqs = token_columns(self, texts, ahead)["ids"]
         self.stats.texts += len(seqs)
         short = [i for i, s in enumerate(seqs) if len(s) <= self.window]
         long = [i for i, s in enumerate(seqs) if len(s) > self.window]
