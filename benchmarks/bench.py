@@ -162,10 +162,10 @@ def build_random_parlai(root: Path, tiny: bool = False) -> dict:
     }
 
 
-def make_scorer(args, *, dtype, root: Path | None):
+def make_scorer(args, *, dtype, root: Path | None, compile=False):
     overlap = {"auto": None, "on": True, "off": False}[args.overlap]
     kw = dict(mode=args.mode, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens,
-              block_size=args.block_size, cache_size=0, overlap=overlap)
+              block_size=args.block_size, cache_size=0, overlap=overlap, compile=compile)
     if args.preset in ("parlai-random", "parlai-tiny"):
         from dataclasses import replace
 
@@ -178,22 +178,27 @@ def make_scorer(args, *, dtype, root: Path | None):
         slots["lm"].options["add_prefix_space"] = False  # a BERT tokenizer stands in for GPT-2's
         slots["lm"].options["bos_id"] = 0
         preset = replace(base, name=args.preset, slots=slots, hub=False)
-        return Scorer(models=ModelSet(preset, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens),
+        return Scorer(models=ModelSet(preset, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens,
+                                      compile=compile),
                       mode=args.mode, block_size=args.block_size, cache_size=0, overlap=overlap)
     return Scorer(args.preset, **kw)
 
 
-def warm_up(scorer, chains, names):
+def warm_up(scorer, chains, names) -> float:
     """Load the models and run each kind of pass once on a few chains, so one-time costs (CUDA
-    context and kernel loading, cuBLAS heuristics, lazy imports) are not billed to either path."""
+    context and kernel loading, cuBLAS heuristics, lazy imports, compiling) are not billed to
+    either path.  Returns its seconds."""
+    t0 = time.perf_counter()
     scorer.load(names)
     scorer.score(chains[:8], names)
     if scorer.models.device.startswith("cuda"):
         torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 def run_batched(scorer, chains, names, profile=0):
-    warm_up(scorer, chains, names)
+    """(table, wall seconds, warm-up seconds) of the batched path."""
+    warm = warm_up(scorer, chains, names)
     scorer.timings.clear()
     for m in scorer.models._loaded.values():
         m.stats.__init__()
@@ -214,7 +219,7 @@ def run_batched(scorer, chains, names, profile=0):
         table = scorer.score(chains, names)
     if scorer.models.device.startswith("cuda"):
         torch.cuda.synchronize()
-    return table, time.perf_counter() - t0
+    return table, time.perf_counter() - t0, warm
 
 
 def run_naive(scorer, chains, names):
@@ -248,8 +253,8 @@ def benchmark(args) -> dict:
     names = registry.resolve(args.scores)
     chains = load_chains(args.source, args.n, args.seed)
     root = Path(tempfile.mkdtemp(prefix="roscoe-bench-"))
-    scorer = make_scorer(args, dtype=args.dtype, root=root)
-    table, wall = run_batched(scorer, chains, names, args.profile)
+    scorer = make_scorer(args, dtype=args.dtype, root=root, compile=args.compile)
+    table, wall, warm = run_batched(scorer, chains, names, args.profile)
     dtype = scorer.models.autocast or scorer.models.dtype  # what the matrix products run in
     peak, peak_what = device_peak(scorer.models.device, dtype)
     stages = {}
@@ -267,8 +272,8 @@ def benchmark(args) -> dict:
     out = {
         "preset": args.preset, "source": args.source, "chains": len(chains), "scores": len(names),
         "device": scorer.models.device, "dtype": scorer.models.precision, "threads": torch.get_num_threads(),
-        "overlap": scorer.overlap, "block_size": scorer.block_size,
-        "wall_s": round(wall, 3), "chains_per_s": round(len(chains) / wall, 3), "stages": stages,
+        "overlap": scorer.overlap, "block_size": scorer.block_size, "compile": scorer.models.compile,
+        "warm_up_s": round(warm, 3), "wall_s": round(wall, 3), "chains_per_s": round(len(chains) / wall, 3), "stages": stages,
         "peak": f"{peak / 1e12:.2f} TFLOP/s ({peak_what})",
         "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "signature": str(scorer.signature(names)),
@@ -327,6 +332,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--batch-tokens", type=int, default=None)
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile every model body of the batched path (the compile time is in warm_up_s)")
     ap.add_argument("--block-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",

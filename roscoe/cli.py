@@ -43,6 +43,9 @@ def _score_parser(sub):
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=DTYPES,
                    help="model precision (auto: bf16 on a GPU, fp32 on a CPU; autocast-fp16 keeps scores closest to fp32)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile every model body with torch.compile (TorchInductor: a C++ compiler on a CPU, "
+                        "triton on a GPU); each model compiles on its first batch, so it pays off on large files")
     p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (rows x padded length)")
     p.add_argument("--block-size", type=int, default=256, help="chains per block; rows are written per block")
     p.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
@@ -283,7 +286,7 @@ def cmd_score(args) -> int:
     try:
         scorer = Scorer(args.preset, mode=args.mode, device=args.device, dtype=args.dtype,
                         batch_tokens=args.batch_tokens, block_size=args.block_size, split=split,
-                        overlap={"auto": None, "on": True, "off": False}[args.overlap],
+                        overlap={"auto": None, "on": True, "off": False}[args.overlap], compile=args.compile,
                         allow_hub=True if args.allow_hub else None, **overrides)
         signature = scorer.signature(names)
     except (ModelUnavailable, ModelConfigError, ValueError) as err:

@@ -35,12 +35,12 @@ class Scorer:
 
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
-                 cache_size=None, batched=True, overlap=None, **model_overrides):
+                 cache_size=None, batched=True, overlap=None, compile=False, **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         self.models = models or ModelSet(preset, device=device, dtype=dtype, batch_tokens=batch_tokens,
-                                         allow_hub=allow_hub, **model_overrides)
+                                         allow_hub=allow_hub, compile=compile, **model_overrides)
         self.block_size = int(block_size)
         self.batched = batched  # False: the per-chain reference formulas (slower, same numbers)
         # Plan and tokenize block k+1 on a worker thread while block k runs: on by default on a
@@ -85,6 +85,8 @@ class Scorer:
             f[key] = f"{d['model']}@{d['hash']}{extra}"
         f["split"] = ",".join(f"{k}={v}" for k, v in self.split.items()) + f"({splitters.punkt_version()})"
         f["dtype"] = self.models.precision
+        if self.models.compile:  # fused kernels round differently, so the last digits can differ
+            f["compile"] = "inductor"
         f["device"] = self.models.device.split(":")[0]
         import transformers
 

@@ -218,3 +218,13 @@ def test_overwrite_with_bad_input_keeps_the_old_output(tmp_path):
     out.write_text("precious\n")
     assert run("score", src, "-o", out, "--overwrite", "--no-progress") == 2
     assert out.read_text() == "precious\n"  # nothing is deleted before the input validates
+
+
+def test_compile_flag_reaches_the_models_and_a_missing_toolchain_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CXX", raising=False)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "context": "A.", "steps": ["B."]}])
+    out = tmp_path / "out.jsonl"
+    assert run("score", src, "-o", out, "--scores", "SA", "--device", "cpu", "--compile", "--no-progress") == 2
+    assert "cannot compile the models on cpu: no C++ compiler" in capsys.readouterr().err
+    assert not out.exists()

@@ -438,3 +438,53 @@ def test_nli_classifier_uses_the_lean_deberta_bias(tmp_path):
     full_relative_attention(nli.model)
     assert torch.allclose(p, nli.p_contradiction([("A man sleeps.", "A man is awake."),
                                                   ("It rains.", "It is wet outside today.")]), atol=1e-6)
+
+
+def _deberta_nli_dir(tmp_path):
+    d = tmp_path / "deberta-nli"
+    d.mkdir()
+    _bert_tokenizer_into(d)
+    cfg = transformers.DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64, relative_attention=True, position_buckets=256,
+                                       pos_att_type=["p2c", "c2p"], share_att_key=True, position_biased_input=False,
+                                       num_labels=3, id2label={0: "entailment", 1: "neutral", 2: "contradiction"})
+    torch.manual_seed(2)
+    transformers.DebertaV2ForSequenceClassification(cfg).save_pretrained(d)
+    return d
+
+
+@pytest.mark.skipif(__import__("roscoe.models.encoders", fromlist=["x"]).compile_unavailable("cpu") is not None,
+                    reason="TorchInductor needs a C++ compiler")
+def test_compiled_models_score_as_the_eager_ones(tmp_path, bert_dir, gpt2_dir):
+    """--compile: every model body compiled (DeBERTa with the lean bias included), the same scores
+    within float rounding, over batches of several shapes, and the signature says so."""
+    from roscoe import Scorer
+    from tests.conftest import gsm8k_chains
+
+    models = dict(embedder=str(bert_dir), token=str(bert_dir), nli=str(_deberta_nli_dir(tmp_path)), lm=str(gpt2_dir),
+                  grammar=str(_classifier_dir(tmp_path, "cola", {0: "acceptable", 1: "unacceptable"})))
+    chains = gsm8k_chains(12)
+    eager = Scorer("parlai", device="cpu", block_size=5, **models)
+    compiled = Scorer("parlai", device="cpu", block_size=5, compile=True, **models)
+    want, got = eager.score(chains), compiled.score(chains)
+    assert got.reasons == want.reasons
+    assert float(abs(got.values - want.values).max()) < 1e-5
+    for slot, m in compiled.models._loaded.items():
+        body = m.model.base_model if slot == "lm" else m.model
+        assert body._roscoe_compiled, slot
+        # several batch shapes through one compiled model (the token slot's vectors come off the
+        # embedder's pass: one model for both)
+        assert m.stats.batches > 1 or (slot == "token" and m.model is compiled.models.get("embedder").model), slot
+    assert "|compile:inductor|" in str(compiled.signature()) and "compile:" not in str(eager.signature())
+
+
+def test_compile_without_a_toolchain_is_refused_up_front(monkeypatch):
+    from roscoe.models import ModelSet
+    from roscoe.models.encoders import compile_unavailable
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CXX", raising=False)
+    assert compile_unavailable("cpu") == "no C++ compiler (c++) on PATH"
+    with pytest.raises(ModelConfigError, match="cannot compile the models on cpu: no C"):
+        ModelSet("lite", device="cpu", compile=True)
+    ModelSet("lite", device="cpu")  # without --compile nothing is checked

@@ -7,7 +7,8 @@ import torch
 
 from ..registry import EMBEDDER, GRAMMAR, LM, NLI, SLOTS, TOKEN
 from . import lite
-from .encoders import GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder
+from .encoders import (GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder,
+                       compile_unavailable)
 from .lm import CausalLM
 from .presets import LITE_GRAMMAR, LITE_MINILM, LITE_NLI, LITE_SMOLLM, PRESETS, Preset, SlotSpec, get as get_preset
 from .source import ModelSource, ModelUnavailable, resolve
@@ -77,7 +78,7 @@ class ModelSet:
     """The models of one preset (plus overrides), each loaded on first use."""
 
     def __init__(self, preset: Preset | str = "lite", *, device=None, dtype=None, batch_tokens=None,
-                 allow_hub: bool | None = None, **overrides):
+                 allow_hub: bool | None = None, compile: bool = False, **overrides):
         self.preset = get_preset(preset) if isinstance(preset, str) else preset
         if overrides:
             self.preset = self.preset.with_overrides(**overrides)
@@ -89,6 +90,11 @@ class ModelSet:
         defaults = CUDA_BATCH_TOKENS if self.device.startswith("cuda") else DEFAULT_BATCH_TOKENS
         self.batch_tokens = {**defaults, **(batch_tokens or {})}
         self._loaded: dict = {}
+        # TorchInductor kernels for every model body (fused element-wise work); each model
+        # compiles on its first batch
+        self.compile = bool(compile)
+        if self.compile and (why := compile_unavailable(self.device)):
+            raise ModelConfigError(f"cannot compile the models on {self.device}: {why}")
         # False: every slot loads and runs its own model even where two name the same one
         # (the naive baseline does, as the reference does)
         self.share_passes = True
@@ -120,14 +126,17 @@ class ModelSet:
         opts = {k: v for k, v in spec.options.items() if k != "revision"}
         if slot == TOKEN and self.shares_embedder():
             try:
-                self._loaded[slot] = TokenEmbedder.reusing(self.get(EMBEDDER), batch_tokens=self.batch_tokens[slot],
-                                                           **opts)
-                return self._loaded[slot]
+                return self._keep(slot, TokenEmbedder.reusing(self.get(EMBEDDER), batch_tokens=self.batch_tokens[slot],
+                                                              **opts))
             except ModelConfigError:  # fine as a token model, not as a sentence embedder: load it alone
                 pass
         src = source_for(spec, allow_hub=self.allow_hub)
-        model = _CLASSES[slot](src, device=self.device, dtype=self.dtype, autocast=self.autocast,
-                               batch_tokens=self.batch_tokens[slot], **opts)
+        return self._keep(slot, _CLASSES[slot](src, device=self.device, dtype=self.dtype, autocast=self.autocast,
+                                               batch_tokens=self.batch_tokens[slot], **opts))
+
+    def _keep(self, slot: str, model):
+        if self.compile:
+            model.compile_forward()
         self._loaded[slot] = model
         return model
 

@@ -77,6 +77,29 @@ def token_columns(model, items, ahead: Tokenized | None) -> dict[str, list]:
     return cols if cols is not None else model.tokenize(items)
 
 
+def compile_unavailable(device: str) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here, or None: TorchInductor writes C++
+    for a CPU and Triton kernels for a GPU, and a missing toolchain would otherwise surface as
+    an error in the middle of the first batch."""
+    import importlib.util
+    import os
+    import shutil
+
+    if device.startswith("cuda"):
+        return None if importlib.util.find_spec("triton") else "the triton package is not installed"
+    cxx = os.environ.get("CXX") or "c++"
+    return None if shutil.which(cxx) or shutil.which("g++") else f"no C++ compiler ({cxx}) on PATH"
+
+
+def compile_in_place(module: torch.nn.Module) -> None:
+    """Compile ``module``'s forward with TorchInductor, in place and once (two slots can hold
+    one model).  Dynamic shapes: batches differ in rows and length, and a graph per shape would
+    recompile on nearly every batch."""
+    if not getattr(module, "_roscoe_compiled", False):
+        module.compile(dynamic=True)
+        module._roscoe_compiled = True
+
+
 def amp(device: torch.device, dtype: torch.dtype | None):
     """torch.autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -207,6 +230,9 @@ class _Encoder:
         enc, lengths = self._prepare(items, ahead)
         return self._batches(enc, lengths, lambda idx, batch: torch.softmax(
             self.model(**batch).logits.float(), dim=-1)[:, index])
+
+    def compile_forward(self) -> None:
+        compile_in_place(self.model)
 
     def describe(self) -> dict:
         return {"max_length": self.max_length}

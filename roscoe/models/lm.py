@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from .batching import gather_to_host, run_budgeted
-from .encoders import ModelConfigError, PassStats, Tokenized, _quiet_transformers, amp, token_columns
+from .encoders import (ModelConfigError, PassStats, Tokenized, _quiet_transformers, amp, compile_in_place,
+                       token_columns)
 from .source import ModelSource
 
 # Rows of hidden states sent through the output layer at once: bounds the fp32 logits
@@ -177,6 +178,10 @@ class CausalLM:
             total += float(s[0])
             n += int(c[0])
         return total, n
+
+    def compile_forward(self) -> None:
+        # the body only: the output layer and the log-softmax run in row chunks of their own
+        compile_in_place(self.model.base_model)
 
     def describe(self):
         return {"bos_id": self.bos_id, "bos_from": self.bos_from, "window": self.window,
