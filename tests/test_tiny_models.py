@@ -11,7 +11,8 @@ import torch
 pytest.importorskip("transformers")
 import transformers  # noqa: E402
 
-from roscoe.models.encoders import GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder  # noqa: E402
+from roscoe.models.encoders import (GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder,  # noqa: E402
+                                    TokenEmbedder, compile_unavailable)
 from roscoe.models.lm import CausalLM  # noqa: E402
 from roscoe.models.source import ModelSource, ModelUnavailable, resolve  # noqa: E402
 
@@ -421,25 +422,6 @@ def test_lean_deberta_bias_equals_the_transformers_bias(share_att_key, buckets, 
     assert full_relative_attention(model) == 2 and lean_relative_attention(model) == 2
 
 
-def test_nli_classifier_uses_the_lean_deberta_bias(tmp_path):
-    d = tmp_path / "deberta-nli"
-    d.mkdir()
-    _bert_tokenizer_into(d)
-    cfg = transformers.DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=64, relative_attention=True, position_buckets=256,
-                                       pos_att_type=["p2c", "c2p"], share_att_key=True, position_biased_input=False,
-                                       num_labels=3, id2label={0: "entailment", 1: "neutral", 2: "contradiction"})
-    transformers.DebertaV2ForSequenceClassification(cfg).save_pretrained(d)
-    nli = NLIClassifier(_src(d))
-    assert any(hasattr(m, "_roscoe_full_bias") for m in nli.model.modules())
-    p = nli.p_contradiction([("A man sleeps.", "A man is awake."), ("It rains.", "It is wet outside today.")])
-    from roscoe.models.deberta import full_relative_attention
-
-    full_relative_attention(nli.model)
-    assert torch.allclose(p, nli.p_contradiction([("A man sleeps.", "A man is awake."),
-                                                  ("It rains.", "It is wet outside today.")]), atol=1e-6)
-
-
 def _deberta_nli_dir(tmp_path):
     d = tmp_path / "deberta-nli"
     d.mkdir()
@@ -453,8 +435,19 @@ def _deberta_nli_dir(tmp_path):
     return d
 
 
-@pytest.mark.skipif(__import__("roscoe.models.encoders", fromlist=["x"]).compile_unavailable("cpu") is not None,
-                    reason="TorchInductor needs a C++ compiler")
+def test_nli_classifier_uses_the_lean_deberta_bias(tmp_path):
+    d = _deberta_nli_dir(tmp_path)
+    nli = NLIClassifier(_src(d))
+    assert any(hasattr(m, "_roscoe_full_bias") for m in nli.model.modules())
+    p = nli.p_contradiction([("A man sleeps.", "A man is awake."), ("It rains.", "It is wet outside today.")])
+    from roscoe.models.deberta import full_relative_attention
+
+    full_relative_attention(nli.model)
+    assert torch.allclose(p, nli.p_contradiction([("A man sleeps.", "A man is awake."),
+                                                  ("It rains.", "It is wet outside today.")]), atol=1e-6)
+
+
+@pytest.mark.skipif(compile_unavailable("cpu") is not None, reason="TorchInductor needs a C++ compiler")
 def test_compiled_models_score_as_the_eager_ones(tmp_path, bert_dir, gpt2_dir):
     """--compile: every model body compiled (DeBERTa with the lean bias included), the same scores
     within float rounding, over batches of several shapes, and the signature says so."""
@@ -480,7 +473,6 @@ def test_compiled_models_score_as_the_eager_ones(tmp_path, bert_dir, gpt2_dir):
 
 def test_compile_without_a_toolchain_is_refused_up_front(monkeypatch):
     from roscoe.models import ModelSet
-    from roscoe.models.encoders import compile_unavailable
 
     monkeypatch.setenv("PATH", "")
     monkeypatch.delenv("CXX", raising=False)
