@@ -39,7 +39,7 @@ def models(lite_scorer):
 def test_shipped_files_are_small_and_labelled():
     for task in ("nli", "grammar"):
         size = (lite.SHIPPED / f"{task}.safetensors").stat().st_size
-        assert size < 5 * 2**20, (task, size)
+        assert size < 10 * 2**20, (task, size)  # the issue: a few MB, at most ~50 MB (grammar: 5 members)
     src = lite.shipped("nli")
     assert src.origin.startswith("package:roscoe-metrics==") and len(src.revision) == 12
 

@@ -81,3 +81,93 @@ def test_gpu_runs_default_to_the_measured_larger_batches():
     cpu = ModelSet("lite", device="cpu").batch_tokens
     assert cpu["nli"] == 1024 and cpu["lm"] == 1024
     assert ModelSet("lite", device="cuda", dtype="fp32", batch_tokens={"lm": 1024}).batch_tokens["lm"] == 1024
+
+
+def _tiny_members(k=3):
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                  intermediate_size=64, max_position_embeddings=32, num_labels=2,
+                                  id2label={0: "unacceptable", 1: "acceptable"},
+                                  label2id={"unacceptable": 0, "acceptable": 1})
+    members = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        member = transformers.BertForSequenceClassification(cfg).eval()
+        with torch.no_grad():  # random weights give P near 0.5 everywhere; spread them out
+            member.classifier.weight.mul_(100)
+        members.append(member)
+    return members
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.56, 0.45])
+def test_ensemble_is_the_mean_probability_with_the_threshold_folded_in(tmp_path, threshold):
+    """What the lite grammar model is: the mean of its members' P(acceptable); with a threshold t
+    folded in, the ensemble's P(acceptable) >= 0.5 exactly where the mean is >= t; it saves and
+    loads through the transformers Auto classes, and the grammar pass reads it like one model."""
+    import transformers
+
+    from roscoe.models import ensemble
+    from roscoe.models.encoders import GrammarClassifier
+    from roscoe.models.source import ModelSource
+
+    members = _tiny_members()
+    model = ensemble.build(members, ensemble.threshold_offset(threshold) if threshold != 0.5 else None)
+    torch.manual_seed(9)
+    ids = torch.randint(3, 50, (64, 9))
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(input_ids=ids).logits, -1)[:, 1] for m in members]).mean(0)
+        got = torch.softmax(model(input_ids=ids).logits, -1)[:, 1]
+    if threshold == 0.5:
+        assert torch.allclose(got, mean, atol=1e-6)
+    assert ((got >= 0.5) == (mean >= threshold)).all()
+    assert 0 < int((mean >= threshold).sum()) < len(mean) or threshold == 0.5  # both sides occur
+    # odds scaled by (1 - t) / t: the same ranking, the decision moved
+    odds = mean / (1 - mean) * (1 - threshold) / threshold
+    assert torch.allclose(got, odds / (1 + odds), atol=1e-5)
+
+    model.save_pretrained(tmp_path)
+    from roscoe.models import lite
+
+    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (tmp_path / f).write_bytes((lite.minilm().path / f).read_bytes())
+    loaded = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(torch.softmax(loaded(input_ids=ids).logits, -1)[:, 1], got, atol=1e-6)
+    gram = GrammarClassifier(ModelSource(tmp_path, "ens", "local"))
+    assert gram.index == 1 and gram.model.config.num_hidden_layers == 3  # 3 members x 1 layer, for FLOP counts
+    texts = ["The cat sat.", "Sat cat the the."]
+    enc = gram.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = torch.stack([torch.softmax(m(**enc).logits, -1)[:, 1] for m in members]).mean(0)
+    p = gram.p_acceptable(texts)
+    odds = want / (1 - want) * (1 - threshold) / threshold
+    assert torch.allclose(p, odds / (1 + odds), atol=1e-5)
+
+
+def test_shipped_ensemble_members_are_merged_from_their_own_keys():
+    """lite.merged_model builds member k from the ``m<k>.`` keys only: the same as merging each
+    member's state on its own."""
+    import train_lite_models as T
+
+    from roscoe.models import lite
+
+    id2label = {0: "unacceptable", 1: "acceptable"}
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        _, model = T.plain_model(2, id2label)
+        lora.add_lora(model, 4, 8.0)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.requires_grad:
+                    p.add_(0.02 * torch.randn_like(p))
+        states.append(lora.export(model))
+    cfg = {"id2label": id2label, "rank": 4, "alpha": 8.0, "temperature": 1.0}
+    state = {f"m{k}.{key}": v for k, s in enumerate(states) for key, v in s.items()}
+    ens = lite.merged_model(lite.minilm().path, state, {**cfg, "members": 2, "threshold": 0.5})
+    singles = [lite.merged_model(lite.minilm().path, s, cfg) for s in states]
+    for member, single in zip(ens.members, singles):
+        a, b = member.state_dict(), single.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(singles[0].classifier.weight, singles[1].classifier.weight)  # the check can fail

@@ -131,6 +131,8 @@ class _Encoder:
         self.dtype = dtype
         self.autocast = autocast  # a half type: matrix products in it under torch.autocast
         self.batch_tokens = batch_tokens
+        from . import ensemble  # noqa: F401  (registers the ensemble classifier with the Auto classes)
+
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.path))
         cls = getattr(transformers, self.auto_class)
         self.model, info = cls.from_pretrained(str(source.path), dtype=dtype, output_loading_info=True)

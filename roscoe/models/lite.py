@@ -114,13 +114,41 @@ def _merge_shipped(backbone: Path, weights: Path, cfg: dict, target: Path) -> No
     import transformers
     from safetensors.torch import load_file
 
-    from . import lora
+    model = merged_model(backbone, load_file(str(weights)), cfg)
+    _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target)
+
+
+def merged_model(backbone: Path, state: dict, cfg: dict):
+    """A shipped model as the package loads it: the backbone with the deltas merged in; for an
+    ensemble (``cfg["members"]``) each member from its ``m<k>.`` keys, their probabilities
+    averaged and the decision threshold folded in."""
+    plain = _plain_classifier(backbone, cfg)
+    members = cfg.get("members")
+    if not members:
+        return _merge(plain, state, cfg)
+    import copy
+
+    from . import ensemble
+
+    # one read of the backbone, copied per member: the merge overwrites every trained weight
+    parts = [_merge(copy.deepcopy(plain), {key[len(p):]: v for key, v in state.items() if key.startswith(p)}, cfg)
+             for p in (f"m{k}." for k in range(members))]
+    threshold = cfg.get("threshold", 0.5)
+    return ensemble.build(parts, ensemble.threshold_offset(threshold) if threshold != 0.5 else None)
+
+
+def _plain_classifier(backbone: Path, cfg: dict):
+    import transformers
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     id2label = {int(k): v for k, v in cfg["id2label"].items()}
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        str(backbone), num_labels=len(id2label), id2label=id2label,
-        label2id={v: k for k, v in id2label.items()})
-    lora.merge(model, load_file(str(weights)), r=cfg["rank"], alpha=cfg["alpha"], temperature=cfg["temperature"])
-    _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target)
+    return transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(backbone), num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()})
+
+
+def _merge(model, state: dict, cfg: dict):
+    from . import lora
+
+    lora.merge(model, state, r=cfg["rank"], alpha=cfg["alpha"], temperature=cfg["temperature"])
+    return model.eval()
