@@ -171,3 +171,32 @@ def test_shipped_ensemble_members_are_merged_from_their_own_keys():
         a, b = member.state_dict(), single.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(singles[0].classifier.weight, singles[1].classifier.weight)  # the check can fail
+
+
+def test_cross_validated_grammar_training_writes_what_the_package_loads(tmp_path):
+    """train_lite_models.py --folds on a tiny budget: every sentence gets an out-of-fold
+    prediction, the threshold comes from those, and the figures written are those of the
+    ensemble as the package merges it."""
+    import json
+
+    import numpy as np
+    import train_lite_models as T
+    from safetensors.torch import load_file
+
+    import lite_data as D
+    from roscoe.models import lite
+
+    T.main(["--task", "grammar", "--max-examples", "60", "--cola-epochs", "1", "--cola-balance", "--folds", "2",
+            "--out", str(tmp_path)])
+    cfg = json.loads((tmp_path / "grammar.json").read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert cfg["members"] == 2 and 0.05 <= cfg["threshold"] <= 0.95 and cfg["recipe"]["validation"] == "out-of-fold"
+    assert metrics["cola_validation"]["n"] == 60  # every training sentence judged once, out of fold
+    state = load_file(str(tmp_path / "grammar.safetensors"))
+    assert {k.split(".", 1)[0] for k in state} == {"m0", "m1"}
+    model = lite.merged_model(lite.minilm().path, state, cfg)
+    assert len(model.members) == 2
+    tok, _ = T.plain_model(2, {0: "unacceptable", 1: "acceptable"})
+    rows = [(s, int(y)) for s, y in D.read_tsv("cola/dev.tsv.gz")]
+    p = torch.softmax(T.predict(tok, model, [s for s, _ in rows]), -1)[:, 1].numpy()
+    assert metrics["cola_dev"]["mcc"] == D.cola_metrics(p, np.array([y for _, y in rows]))["mcc"]

@@ -306,18 +306,25 @@ def run_cola_folds(args, out_dir, metrics):
     metrics["cola_validation"] = {**D.cola_metrics((oof >= threshold).astype(float), gold),
                                   "what": f"out-of-fold, {k_folds} folds, threshold {threshold:.2f}"}
     state = {f"m{k}.{key}": v for k, s in enumerate(states) for key, v in s.items()}
-    shipped = as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device, members=k_folds, threshold=threshold)
-    for name, ev in evals.items():
-        p = torch.softmax(predict(tok, shipped, [s for s, _ in ev]), -1)[:, 1].numpy()
-        metrics[name] = D.cola_metrics(p, np.array([y for _, y in ev]))
+    ensemble = {"members": k_folds, "threshold": threshold}
+    evaluate_cola(tok, as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device, **ensemble), evals, metrics)
+    save_grammar(state, rank, alpha, {**cola_recipe(args, secs), "folds": k_folds, "threshold": threshold,
+                                      "train": len(rows), "validation": "out-of-fold"},
+                 out_dir, **ensemble, combine="mean of the members' probabilities")
+
+
+def evaluate_cola(tok, model, sets, metrics):
+    for name, rows in sets.items():
+        p = torch.softmax(predict(tok, model, [s for s, _ in rows]), -1)[:, 1].numpy()
+        metrics[name] = D.cola_metrics(p, np.array([y for _, y in rows]))
         log(name, json.dumps(metrics[name]))
+
+
+def save_grammar(state, rank, alpha, recipe, out_dir, **ensemble):
     save(state, "grammar", {
         "task": "cola", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
-        "id2label": id2label, "rank": rank, "alpha": alpha, "temperature": 1.0,
-        "members": k_folds, "threshold": threshold, "combine": "mean of the members' probabilities",
-        "max_length": 128, "targets": list(lora.TARGETS),
-        "recipe": {**cola_recipe(args, secs), "folds": k_folds, "threshold": threshold,
-                   "train": len(rows), "validation": "out-of-fold", "data": D.COLA},
+        "id2label": {0: "unacceptable", 1: "acceptable"}, "rank": rank, "alpha": alpha, "temperature": 1.0,
+        **ensemble, "max_length": 128, "targets": list(lora.TARGETS), "recipe": {**recipe, "data": D.COLA},
     }, out_dir)
 
 
@@ -344,17 +351,9 @@ def run_cola(args, out_dir, metrics):
         fold_threshold(state, threshold)
         shipped = as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device)
         log(f"CoLA decision threshold {threshold:.2f} (validation MCC), folded into the classifier bias")
-    for name, rows in {"cola_validation": valid, **evals}.items():
-        p = torch.softmax(predict(tok, shipped, [s for s, _ in rows]), -1)[:, 1].numpy()
-        metrics[name] = D.cola_metrics(p, np.array([y for _, y in rows]))
-        log(name, json.dumps(metrics[name]))
-    save(state, "grammar", {
-        "task": "cola", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
-        "id2label": id2label, "rank": rank, "alpha": alpha, "temperature": 1.0,
-        "max_length": 128, "targets": list(lora.TARGETS),
-        "recipe": {**cola_recipe(args, secs), "threshold": threshold,
-                   "train": len(train_rows), "validation": len(valid), "data": D.COLA},
-    }, out_dir)
+    evaluate_cola(tok, shipped, {"cola_validation": valid, **evals}, metrics)
+    save_grammar(state, rank, alpha, {**cola_recipe(args, secs), "threshold": threshold,
+                                      "train": len(train_rows), "validation": len(valid)}, out_dir)
 
 
 def main(argv=None):
