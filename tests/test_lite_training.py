@@ -96,6 +96,7 @@ def _tiny_members(k=3):
         member = transformers.BertForSequenceClassification(cfg).eval()
         with torch.no_grad():  # random weights give P near 0.5 everywhere; spread them out
             member.classifier.weight.mul_(100)
+        member.config.dtype = torch.float32  # as a member loaded from a checkpoint records it
         members.append(member)
     return members
 
@@ -134,6 +135,8 @@ def test_ensemble_is_the_mean_probability_with_the_threshold_folded_in(tmp_path,
     loaded = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         assert torch.allclose(torch.softmax(loaded(input_ids=ids).logits, -1)[:, 1], got, atol=1e-6)
+    half = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}  # the dtype asked for, not the members' saved one
     gram = GrammarClassifier(ModelSource(tmp_path, "ens", "local"))
     assert gram.index == 1 and gram.model.config.num_hidden_layers == 3  # 3 members x 1 layer, for FLOP counts
     texts = ["The cat sat.", "Sat cat the the."]

@@ -51,8 +51,10 @@ class EnsembleForSequenceClassification(transformers.PreTrainedModel):
     def __init__(self, config: EnsembleConfig):
         super().__init__(config)
         cfg = config.member_config()
-        self.members = nn.ModuleList(transformers.AutoModelForSequenceClassification.from_config(cfg)
-                                     for _ in range(config.members))
+        # the dtype the ensemble is being built in (from_pretrained(dtype=...) sets it), not the
+        # one the members were saved in
+        self.members = nn.ModuleList(transformers.AutoModelForSequenceClassification.from_config(
+            cfg, dtype=torch.get_default_dtype()) for _ in range(config.members))
         self.post_init()
 
     def _init_weights(self, module):  # every weight comes from the members' checkpoints
