@@ -79,13 +79,13 @@ def threshold_offset(threshold: float) -> list[float]:
 
 
 def build(members: list[nn.Module], log_offset: list[float] | None = None) -> EnsembleForSequenceClassification:
-    """An ensemble holding the given (already trained) members' weights."""
+    """An ensemble of the given (already trained) members, which it takes over, not copies."""
     first = members[0].config
     config = EnsembleConfig(member=first.to_dict(), members=len(members), log_offset=log_offset,
                             id2label=first.id2label, label2id=first.label2id)
-    model = EnsembleForSequenceClassification(config)
-    for slot, member in zip(model.members, members):
-        slot.load_state_dict(member.state_dict())
+    with torch.device("meta"):  # a shell only: the trained members themselves go in below
+        model = EnsembleForSequenceClassification(config)
+    model.members = nn.ModuleList(members)
     return model.eval()
 
 
