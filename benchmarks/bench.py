@@ -163,9 +163,9 @@ def build_random_parlai(root: Path, tiny: bool = False) -> dict:
 
 
 def make_scorer(args, *, dtype, root: Path | None, compile=False):
-    overlap = {"auto": None, "on": True, "off": False}[args.overlap]
-    kw = dict(mode=args.mode, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens,
-              block_size=args.block_size, cache_size=0, overlap=overlap, compile=compile)
+    model_kw = dict(device=args.device, dtype=dtype, batch_tokens=args.batch_tokens, compile=compile)
+    scorer_kw = dict(mode=args.mode, block_size=args.block_size, cache_size=0,
+                     overlap={"auto": None, "on": True, "off": False}[args.overlap])
     if args.preset in ("parlai-random", "parlai-tiny"):
         from dataclasses import replace
 
@@ -178,10 +178,8 @@ def make_scorer(args, *, dtype, root: Path | None, compile=False):
         slots["lm"].options["add_prefix_space"] = False  # a BERT tokenizer stands in for GPT-2's
         slots["lm"].options["bos_id"] = 0
         preset = replace(base, name=args.preset, slots=slots, hub=False)
-        return Scorer(models=ModelSet(preset, device=args.device, dtype=dtype, batch_tokens=args.batch_tokens,
-                                      compile=compile),
-                      mode=args.mode, block_size=args.block_size, cache_size=0, overlap=overlap)
-    return Scorer(args.preset, **kw)
+        return Scorer(models=ModelSet(preset, **model_kw), **scorer_kw)
+    return Scorer(args.preset, **model_kw, **scorer_kw)
 
 
 def warm_up(scorer, chains, names) -> float:
@@ -273,7 +271,8 @@ def benchmark(args) -> dict:
         "preset": args.preset, "source": args.source, "chains": len(chains), "scores": len(names),
         "device": scorer.models.device, "dtype": scorer.models.precision, "threads": torch.get_num_threads(),
         "overlap": scorer.overlap, "block_size": scorer.block_size, "compile": scorer.models.compile,
-        "warm_up_s": round(warm, 3), "wall_s": round(wall, 3), "chains_per_s": round(len(chains) / wall, 3), "stages": stages,
+        "warm_up_s": round(warm, 3), "wall_s": round(wall, 3), "chains_per_s": round(len(chains) / wall, 3),
+        "stages": stages,
         "peak": f"{peak / 1e12:.2f} TFLOP/s ({peak_what})",
         "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "signature": str(scorer.signature(names)),

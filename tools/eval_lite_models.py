@@ -40,24 +40,17 @@ def load_times() -> dict:
     later one (from the cache)."""
     import os
     import tempfile
+    from unittest import mock
 
     out: dict = {"first_use": {}, "cached": {}}
-    before = os.environ.get("ROSCOE_CACHE")
-    with tempfile.TemporaryDirectory() as empty:
-        os.environ["ROSCOE_CACHE"] = empty
-        try:
-            for key in ("first_use", "cached"):
-                ms = ModelSet("lite", device="cpu", dtype="fp32")
-                ms.get("embedder")  # the backbone is in memory, as in a scoring run
-                for slot in ("nli", "grammar"):
-                    t0 = time.perf_counter()
-                    ms.get(slot)
-                    out[key][slot] = round(time.perf_counter() - t0, 3)
-        finally:
-            if before is None:
-                del os.environ["ROSCOE_CACHE"]
-            else:
-                os.environ["ROSCOE_CACHE"] = before
+    with tempfile.TemporaryDirectory() as empty, mock.patch.dict(os.environ, {"ROSCOE_CACHE": empty}):
+        for key in ("first_use", "cached"):
+            ms = ModelSet("lite", device="cpu", dtype="fp32")
+            ms.get("embedder")  # the backbone is in memory, as in a scoring run
+            for slot in ("nli", "grammar"):
+                t0 = time.perf_counter()
+                ms.get(slot)
+                out[key][slot] = round(time.perf_counter() - t0, 3)
     return out
 
 

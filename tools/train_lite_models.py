@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lite_data as D  # noqa: E402
 
-from roscoe.models import lite, lora  # noqa: E402
+from roscoe.models import ensemble, lite, lora  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "roscoe" / "lite_models"
+GRAMMAR_LABELS = {0: "unacceptable", 1: "acceptable"}
 
 
 def log(*a):
@@ -174,10 +175,10 @@ def shippable(model, num_labels, id2label, args) -> tuple[dict, int, float]:
     return lora.factorise(model, base, args.export_rank), args.export_rank, float(args.export_rank)
 
 
-def as_loaded(state, num_labels, id2label, rank, alpha, temperature, device, **ensemble):
+def as_loaded(state, num_labels, id2label, rank, alpha, temperature, device, **ensemble_cfg):
     """The model exactly as the package will load it (the package's own merge): a fresh backbone
     with the fp16 state merged in, or an ensemble of such members (``members=K, threshold=t``)."""
-    cfg = {"id2label": id2label, "rank": rank, "alpha": alpha, "temperature": temperature, **ensemble}
+    cfg = {"id2label": id2label, "rank": rank, "alpha": alpha, "temperature": temperature, **ensemble_cfg}
     return lite.merged_model(lite.minilm().path, state, cfg).to(device)
 
 
@@ -258,7 +259,7 @@ def fold_threshold(state: dict, threshold: float) -> None:
     """Make P(acceptable) >= 0.5 mean what P(acceptable) >= ``threshold`` meant: p >= t exactly
     when z1 - z0 >= logit(t), so logit(t) comes off the acceptable class's bias."""
     bias = "head.classifier.bias"
-    state[bias] = (state[bias].float() - torch.tensor([0.0, math.log(threshold / (1 - threshold))])).half()
+    state[bias] = (state[bias].float() + torch.tensor(ensemble.threshold_offset(threshold))).half()
 
 
 def balanced_weights(rows):
@@ -283,7 +284,7 @@ def run_cola_folds(args, out_dir, metrics):
         rows = rows[: args.max_examples]
     k_folds = args.folds
     log(f"CoLA: {len(rows)} training sentences in {k_folds} folds")
-    id2label = {0: "unacceptable", 1: "acceptable"}
+    id2label = GRAMMAR_LABELS
     oof, states, secs = np.zeros(len(rows)), [], 0.0
     for k in range(k_folds):
         held = list(range(k, len(rows), k_folds))
@@ -306,11 +307,11 @@ def run_cola_folds(args, out_dir, metrics):
     metrics["cola_validation"] = {**D.cola_metrics((oof >= threshold).astype(float), gold),
                                   "what": f"out-of-fold, {k_folds} folds, threshold {threshold:.2f}"}
     state = {f"m{k}.{key}": v for k, s in enumerate(states) for key, v in s.items()}
-    ensemble = {"members": k_folds, "threshold": threshold}
-    evaluate_cola(tok, as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device, **ensemble), evals, metrics)
+    ensemble_cfg = {"members": k_folds, "threshold": threshold}
+    evaluate_cola(tok, as_loaded(state, 2, id2label, rank, alpha, 1.0, args.device, **ensemble_cfg), evals, metrics)
     save_grammar(state, rank, alpha, {**cola_recipe(args, secs), "folds": k_folds, "threshold": threshold,
                                       "train": len(rows), "validation": "out-of-fold"},
-                 out_dir, **ensemble, combine="mean of the members' probabilities")
+                 out_dir, **ensemble_cfg, combine="mean of the members' probabilities")
 
 
 def evaluate_cola(tok, model, sets, metrics):
@@ -320,11 +321,11 @@ def evaluate_cola(tok, model, sets, metrics):
         log(name, json.dumps(metrics[name]))
 
 
-def save_grammar(state, rank, alpha, recipe, out_dir, **ensemble):
+def save_grammar(state, rank, alpha, recipe, out_dir, **ensemble_cfg):
     save(state, "grammar", {
         "task": "cola", "backbone": "all-MiniLM-L6-v2", "backbone_package": lite.MINILM_DIST,
-        "id2label": {0: "unacceptable", 1: "acceptable"}, "rank": rank, "alpha": alpha, "temperature": 1.0,
-        **ensemble, "max_length": 128, "targets": list(lora.TARGETS), "recipe": {**recipe, "data": D.COLA},
+        "id2label": GRAMMAR_LABELS, "rank": rank, "alpha": alpha, "temperature": 1.0,
+        **ensemble_cfg, "max_length": 128, "targets": list(lora.TARGETS), "recipe": {**recipe, "data": D.COLA},
     }, out_dir)
 
 
@@ -335,7 +336,7 @@ def run_cola(args, out_dir, metrics):
     if args.max_examples:
         train_rows = train_rows[: args.max_examples]
     log(f"CoLA: {len(train_rows)} training sentences, {len(valid)} validation")
-    id2label = {0: "unacceptable", 1: "acceptable"}
+    id2label = GRAMMAR_LABELS
     tok, model = build(2, id2label, args)
     secs = train(tok, model, [(s, None, y) for s, y in train_rows], epochs=args.cola_epochs, lr=args.cola_lr,
                  batch_size=args.batch_size, seed=args.seed,
