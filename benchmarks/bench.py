@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from roscoe import registry  # noqa: E402
+from roscoe.models import lm  # noqa: E402
 from roscoe.scorer import Scorer  # noqa: E402
 from roscoe.shared_data import shared_data  # noqa: E402
 
@@ -233,6 +234,7 @@ def run_naive(scorer, chains, names):
     for slot, model in scorer.models._loaded.items():
         if slot == "lm":
             model.share_prefixes = False
+            model.head_rows = lm.HEAD_CHUNK  # the whole batch's logits at once, as the reference does
         else:
             full_relative_attention(model.model)
     t0 = time.perf_counter()

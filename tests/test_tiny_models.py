@@ -240,6 +240,21 @@ def test_lm_nll_matches_manual_and_batching(gpt2_dir):
     sums1, counts1 = lm.nll(TEXTS)
     assert torch.equal(counts, counts1)
     assert torch.allclose(sums, sums1, rtol=1e-5)
+    lm.batch_tokens, lm.head_rows = 4096, 3  # output-layer chunks that cut through texts
+    sums3, counts3 = lm.nll(TEXTS)
+    assert torch.equal(counts, counts3)
+    assert torch.allclose(sums, sums3, rtol=1e-5)
+
+
+def test_lm_head_chunk_by_hand():
+    from roscoe.models.lm import head_chunk
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert head_chunk(cpu, 49152) == 128  # 24 MiB / (4 bytes x 49,152)
+    assert head_chunk(cpu, 50257) == 125
+    assert head_chunk(cpu, 1000) == 1024  # never above the GPU chunk
+    assert head_chunk(cpu, 10 ** 7) == 16  # nor below 16 rows
+    assert head_chunk(gpu, 49152) == 1024
 
 
 def test_prefix_hosts_by_hand():
@@ -260,6 +275,7 @@ def test_lm_prefix_texts_are_read_off_the_longer_pass(gpt2_dir):
     texts = [*steps, " ".join(steps), TEXTS[3]]
     ids = lm._ids(texts)
     assert ids[3][: len(ids[0])] == ids[0]  # the first step's ids begin the chain's
+    lm.head_rows = 2  # the running totals must carry across output-layer chunks
     shared_s, shared_n = lm.nll(texts)
     assert lm.stats.shared >= 1
     assert lm.stats.tokens == sum(len(x) for i, x in enumerate(ids) if i != 0)

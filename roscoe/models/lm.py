@@ -13,8 +13,18 @@ from .encoders import (ModelConfigError, PassStats, Tokenized, _quiet_transforme
 from .source import ModelSource
 
 # Rows of hidden states sent through the output layer at once: bounds the fp32 logits
-# buffer (rows x vocabulary) whatever the batch size.
-_HEAD_CHUNK = 1024
+# buffer (rows x vocabulary) whatever the batch size.  On a GPU, large chunks keep the output
+# GEMM efficient; on a CPU the log-softmax then streams a buffer far larger than the cache
+# (200 MB at 1,024 rows of a 49k vocabulary) and every chunk maps fresh pages, so the chunk
+# is cut to keep the buffer near the size of a last-level cache.
+HEAD_CHUNK = 1024
+_CPU_HEAD_BYTES = 24 << 20
+
+
+def head_chunk(device: torch.device, vocab: int) -> int:
+    if device.type != "cpu":
+        return HEAD_CHUNK
+    return max(16, min(HEAD_CHUNK, _CPU_HEAD_BYTES // (4 * vocab)))
 
 
 class CausalLM:
@@ -56,6 +66,7 @@ class CausalLM:
             1024))
         self.stats = PassStats()
         self.share_prefixes = True  # False: every text gets its own pass (the reference's way)
+        self.head_rows = head_chunk(self.device, self.model.get_output_embeddings().weight.shape[0])
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         # split_special_tokens: a literal "<|endoftext|>" in user text stays plain text.
@@ -146,10 +157,11 @@ class CausalLM:
             flat_h = hidden.reshape(-1, hidden.shape[-1])
             flat_t = targets.reshape(-1)
             nll = torch.empty(keep.shape[0], dtype=torch.float32, device=hidden.device)
-            for a in range(0, keep.shape[0], _HEAD_CHUNK):
-                k = keep[a: a + _HEAD_CHUNK]
+            step = self.head_rows
+            for a in range(0, keep.shape[0], step):
+                k = keep[a: a + step]
                 logits = head(flat_h[k]).float()
-                nll[a: a + _HEAD_CHUNK] = torch.nn.functional.cross_entropy(logits, flat_t[k], reduction="none")
+                nll[a: a + step] = torch.nn.functional.cross_entropy(logits, flat_t[k], reduction="none")
             sums = torch.zeros(ids.shape[0], dtype=torch.float64, device=hidden.device)
             sums.index_add_(0, row, nll.double())
             counts = (targets != -100).sum(1)
