@@ -44,8 +44,6 @@ def test_shipped_files_are_small_and_labelled():
     assert src.origin.startswith("package:roscoe-metrics==") and len(src.revision) == 12
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped lite NLI model (78.0 % SNLI test) reads this antonym pair as "
-                   "entailment (P = 0.97); a better model is the open work of the lite-models issue")
 def test_nli_contradiction(models):
     nli, _ = models
     probs = _three_way(nli, [("A man is sleeping.", "A man is awake.")])[0]

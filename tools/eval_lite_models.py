@@ -129,6 +129,10 @@ def write_card(res: dict) -> None:
     cd, co = res["cola_dev"], res["cola_dev_ood"]
     data_rows = "\n".join(f"| `{k}` | {v} |" for k, v in nli_cfg["recipe"]["data"].items())
     r, c = nli_cfg["recipe"], cola_cfg["recipe"]
+    lexical = (f" Besides them, {r['lexical_pairs']:,} of the 3-way pairs are made by `--lexical-pairs` from the "
+               "training premises: one adjective swapped for its WordNet antonym (contradiction) or a synonym "
+               "(entailment), from `tools/data/wordnet_adjectives.tsv` (WordNet 3.1, whose licence allows use "
+               "and redistribution; `tools/data/LICENSE.WordNet`).") if r.get("lexical_pairs") else ""
     k = cola_cfg.get("members")
     if k:  # the cross-validation ensemble (train_lite_models.py --folds)
         oof = json.loads((lite.SHIPPED / "metrics.json").read_text())["cola_validation"]
@@ -179,8 +183,8 @@ NLI {res['load_seconds']['first_use']['nli']} s, grammar {res['load_seconds']['f
 Labels: `{nli_cfg['id2label']}`. ROSCOE reads only P(contradiction).
 
 **Training data** ({r['train_3way']:,} 3-way and {r['train_2way']:,} 2-way pairs; 2-way sets train
-P(entailment) against P(neutral) + P(contradiction)). Every file comes from the project's
-`shared/data/train/`, whose `PROVENANCE.md` gives sources and checks:
+P(entailment) against P(neutral) + P(contradiction)). The NLI files come from the project's
+`shared/data/train/`, whose `PROVENANCE.md` gives sources and checks.{lexical}
 
 | file | licence |
 |---|---|

@@ -10,7 +10,7 @@ merged into a fresh backbone).  Output, in ``roscoe/lite_models/`` by default:
 names, temperature, recipe) and ``metrics.json``; then run
 ``tools/eval_lite_models.py --write-card`` for ``MODEL_CARD.md``.
 
-    python tools/train_lite_models.py --task nli --nli-epochs 2 --seed 13           # shipped NLI
+    python tools/train_lite_models.py --task nli --nli-epochs 2 --seed 13 --lexical-pairs  # shipped NLI
     python tools/train_lite_models.py --task grammar --cola-epochs 8 --cola-balance --folds 5  # shipped grammar
     python tools/train_lite_models.py --max-examples 2000     # a quick CPU budget run
     python tools/train_lite_models.py --task nli --full --nli-epochs 4 --lr 5e-5 --batch-size 64 --device cuda
