@@ -183,6 +183,7 @@ def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None) -> list[tup
     rng = random.Random(seed)
     used: collections.Counter = collections.Counter()
     out = []
+    contradiction, entailment = LABELS.index("contradiction"), LABELS.index("entailment")
     for doc in nlp.pipe(premises, batch_size=256):
         words = {t.text.lower() for t in doc}
         negated = bool(words & _NEGATIONS)
@@ -193,9 +194,9 @@ def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None) -> list[tup
                     or "-" in doc.text[max(0, t.idx - 1): t.idx + len(t.text) + 1]:
                 continue
             if not negated:
-                cands += [(t, LABELS.index("contradiction"), o) for o in table.get((w, "antonym"), ())
+                cands += [(t, contradiction, o) for o in table.get((w, "antonym"), ())
                           if freq[o] >= 5 and o not in words]
-            cands += [(t, LABELS.index("entailment"), o) for o in table.get((w, "synonym"), ())
+            cands += [(t, entailment, o) for o in table.get((w, "synonym"), ())
                       if freq[o] >= 20 and o not in words]
         if not cands:
             continue

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lite_data as D  # noqa: E402
 
 from roscoe.models import ensemble, lite, lora  # noqa: E402
+from roscoe.models.source import content_hash  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "roscoe" / "lite_models"
 GRAMMAR_LABELS = {0: "unacceptable", 1: "acceptable"}
@@ -190,12 +191,6 @@ def save(state, name, config, out_dir):
     (out_dir / f"{name}.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def content_hash_or_none(directory):
-    from roscoe.models.source import content_hash
-
-    return content_hash(directory / "nli.safetensors") if directory else None
-
-
 def common_recipe(args, secs) -> dict:
     return {"method": "full fine-tune, delta factorised" if args.full else "LoRA", "batch_size": args.batch_size,
             "seed": args.seed, "dropout": args.dropout, "max_examples": args.max_examples,
@@ -213,23 +208,25 @@ def evaluate_nli(tok, model, evals, metrics, suffix=""):
         log(name + suffix, json.dumps(metrics[name + suffix]))
 
 
+def sample_pairs(train3, train2, n, rng):
+    """A seeded sample of ``n`` training pairs, the 3-way and 2-way sets in proportion."""
+    rng.shuffle(train3)
+    rng.shuffle(train2)
+    k2 = len(train2) * n // (len(train3) + len(train2))
+    return train3[: n - k2], train2[:k2]
+
+
 def run_nli(args, out_dir, metrics):
     train3, train2, calib, evals = D.nli_splits()
     rng = random.Random(args.seed)
     if args.max_examples:
-        rng.shuffle(train3)
-        rng.shuffle(train2)
-        k2 = len(train2) * args.max_examples // (len(train3) + len(train2))
-        train3, train2 = train3[: args.max_examples - k2], train2[:k2]
+        train3, train2 = sample_pairs(train3, train2, args.max_examples, rng)
     if args.symmetric_contradictions:  # "A contradicts B" read both ways: SNLI-style contradictions are symmetric
         con = D.LABELS.index("contradiction")
         train3 = train3 + [(h, p, y) for p, h, y in train3 if y == con]
     lexical = D.lexical_pairs(train3, seed=args.seed) if args.lexical_pairs else []
     if args.replay:  # continuing a trained model: the new pairs plus a sample of what it was trained on
-        rng.shuffle(train3)
-        rng.shuffle(train2)
-        k2 = len(train2) * args.replay // (len(train3) + len(train2))
-        train3, train2 = train3[: args.replay - k2], train2[:k2]
+        train3, train2 = sample_pairs(train3, train2, args.replay, rng)
     train3 = train3 + lexical
     log(f"NLI: {len(train3)} 3-way ({len(lexical)} lexical) + {len(train2)} 2-way training pairs, "
         f"{len(calib)} calibration")
@@ -265,7 +262,7 @@ def run_nli(args, out_dir, metrics):
                    "label_smoothing": args.label_smoothing,
                    "symmetric_contradictions": bool(args.symmetric_contradictions),
                    "lexical_pairs": len(lexical), "replay": args.replay,
-                   "init_from": content_hash_or_none(args.init_from),
+                   "init_from": content_hash(args.init_from / "nli.safetensors") if args.init_from else None,
                    "train_3way": len(train3), "train_2way": len(train2), "calibration": len(calib),
                    "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY,
                             **({"tools/data/wordnet_adjectives.tsv": D.WORDNET_LICENCE} if lexical else {})}},

@@ -75,10 +75,15 @@ def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
             mod = getattr(parent, leaf)
             mod.A.copy_(state[f"lora.{key}.A"].float())
             mod.B.copy_(state[f"lora.{key}.B"].float())
-        params = dict(model.named_parameters())
-        for key, value in state.items():
-            if key.startswith("head."):
-                params[key[len("head."):]].copy_(value.float())
+        _copy_head(model, state)
+
+
+def _copy_head(model, state: dict[str, torch.Tensor]) -> None:
+    """The shipped ``head.*`` parameters (pooler, classifier...) into the model, in its dtype."""
+    params = dict(model.named_parameters())
+    for key, value in state.items():
+        if key.startswith("head."):
+            params[key[len("head."):]].copy_(value.float())
 
 
 def factorise(tuned, base, rank: int) -> dict[str, torch.Tensor]:
@@ -119,9 +124,7 @@ def merge(model, state: dict[str, torch.Tensor], *, r: int, alpha: float, temper
             lin = getattr(parent, leaf)
             a, b = state[f"lora.{key}.A"].float(), state[f"lora.{key}.B"].float()
             lin.weight += (b @ a * scale).to(lin.weight.dtype)
+        _copy_head(model, state)
         params = dict(model.named_parameters())
-        head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
-        for name, value in head.items():
-            params[name].copy_(value.float())
         for name in ("classifier.weight", "classifier.bias"):  # the logits layer
             params[name].div_(temperature)
