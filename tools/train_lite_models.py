@@ -224,7 +224,7 @@ def run_nli(args, out_dir, metrics):
     if args.symmetric_contradictions:  # "A contradicts B" read both ways: SNLI-style contradictions are symmetric
         con = D.LABELS.index("contradiction")
         train3 = train3 + [(h, p, y) for p, h, y in train3 if y == con]
-    lexical = D.lexical_pairs(train3, seed=args.seed) if args.lexical_pairs else []
+    lexical = D.lexical_pairs(train3, seed=args.seed, relations=args.lexical_pairs) if args.lexical_pairs else []
     if args.replay:  # continuing a trained model: the new pairs plus a sample of what it was trained on
         train3, train2 = sample_pairs(train3, train2, args.replay, rng)
     train3 = train3 + lexical
@@ -261,11 +261,13 @@ def run_nli(args, out_dir, metrics):
         "recipe": {**common_recipe(args, secs), "epochs": args.nli_epochs, "lr": args.lr,
                    "label_smoothing": args.label_smoothing,
                    "symmetric_contradictions": bool(args.symmetric_contradictions),
-                   "lexical_pairs": len(lexical), "replay": args.replay,
+                   "lexical_pairs": len(lexical), "lexical_relations": args.lexical_pairs, "replay": args.replay,
                    "init_from": content_hash(args.init_from / "nli.safetensors") if args.init_from else None,
                    "train_3way": len(train3), "train_2way": len(train2), "calibration": len(calib),
                    "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY,
-                            **({"tools/data/wordnet_adjectives.tsv": D.WORDNET_LICENCE} if lexical else {})}},
+                            **({"tools/data/wordnet_adjectives.tsv": D.WORDNET_LICENCE} if lexical else {}),
+                            **({"tools/data/wordnet_nouns_verbs.tsv.gz": D.WORDNET_LICENCE}
+                               if args.lexical_pairs == "wordnet" else {})}},
     }, out_dir)
 
 
@@ -403,9 +405,10 @@ def main(argv=None):
     ap.add_argument("--label-smoothing", type=float, default=0.0, help="for the 3-way NLI loss")
     ap.add_argument("--symmetric-contradictions", action="store_true",
                     help="also train on every 3-way contradiction with premise and hypothesis swapped")
-    ap.add_argument("--lexical-pairs", action="store_true",
+    ap.add_argument("--lexical-pairs", nargs="?", const="adjectives", choices=["adjectives", "wordnet"],
                     help="NLI: add minimal-edit pairs made from the training premises with WordNet adjective "
-                         "antonyms (contradiction) and synonyms (entailment)")
+                         "antonyms (contradiction) and synonyms (entailment); 'wordnet' adds noun and verb "
+                         "antonyms and noun hypernyms (entailment, and neutral the other way round)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="NLI: continue training the LoRA model in this directory (nli.safetensors / nli.json)")
     ap.add_argument("--replay", type=int, default=0,
