@@ -131,8 +131,12 @@ def write_card(res: dict) -> None:
     r, c = nli_cfg["recipe"], cola_cfg["recipe"]
     lexical = (f" Besides them, {r['lexical_pairs']:,} of the 3-way pairs are made by `--lexical-pairs` from the "
                "training premises: one adjective swapped for its WordNet antonym (contradiction) or a synonym "
-               "(entailment), from `tools/data/wordnet_adjectives.tsv` (WordNet 3.1, whose licence allows use "
-               "and redistribution; `tools/data/LICENSE.WordNet`).") if r.get("lexical_pairs") else ""
+               "(entailment), from `tools/data/wordnet_adjectives.tsv`"
+               + (", or a noun or verb for its antonym (contradiction) or a concrete noun for a hypernym "
+                  "(entailment, and the reverse pair neutral), from `tools/data/wordnet_nouns_verbs.tsv.gz`"
+                  if r.get("lexical_relations") == "wordnet" else "")
+               + " (WordNet 3.1, whose licence allows use and redistribution; `tools/data/LICENSE.WordNet`)."
+               ) if r.get("lexical_pairs") else ""
     k = cola_cfg.get("members")
     if k:  # the cross-validation ensemble (train_lite_models.py --folds)
         oof = json.loads((lite.SHIPPED / "metrics.json").read_text())["cola_validation"]

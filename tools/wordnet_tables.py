@@ -19,6 +19,7 @@ licence, copied to ``tools/data/LICENSE.WordNet``)::
 from __future__ import annotations
 
 import argparse
+import collections
 import gzip
 import re
 from pathlib import Path
@@ -40,8 +41,9 @@ CONCRETE_FILES = {"05", "06", "13", "17", "18", "20"}
 TOPS_FILE = "03"
 
 
-def read_synsets(data_file: Path) -> dict[str, tuple[list[str], list[tuple[str, str, int, int]]]]:
-    """offset -> (words, pointers (symbol, target offset, source word no., target word no.))."""
+def read_synsets(data_file: Path) -> dict[str, tuple[list[str], list[tuple[str, str, int, int]], str]]:
+    """offset -> (words, pointers (symbol, target offset, source word no., target word no.),
+    the two-digit lexicographer file number ("18": noun.person))."""
     out = {}
     for line in data_file.read_text(encoding="latin-1").splitlines():
         if line.startswith(" "):  # the licence header
@@ -54,7 +56,7 @@ def read_synsets(data_file: Path) -> dict[str, tuple[list[str], list[tuple[str, 
         for j in range(int(f[k])):
             sym, target, _pos, st = f[k + 1 + 4 * j: k + 5 + 4 * j]
             ptrs.append((sym, target, int(st[:2], 16), int(st[2:], 16)))
-        out[f[0]] = (words, ptrs)
+        out[f[0]] = (words, ptrs, f[1])
     return out
 
 
@@ -69,7 +71,7 @@ def most_frequent_sense(index_file: Path) -> dict[str, str]:
 
 
 def _antonym(synsets, first, lemma: str, offset: str) -> str | None:
-    words, ptrs = synsets[offset]
+    words, ptrs, _ = synsets[offset]
     number = words.index(lemma) + 1
     found = None
     for sym, target, src, tgt in ptrs:
@@ -103,22 +105,17 @@ def relations(dict_dir: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     return antonym, synonyms
 
 
-def lexicographer_files(data_file: Path) -> dict[str, str]:
-    """offset -> the two-digit lexicographer file number ("18": noun.person)."""
-    return {line[:8]: line[9:11] for line in data_file.read_text(encoding="latin-1").splitlines()
-            if not line.startswith(" ")}
-
-
-def hypernyms(synsets, first, offset: str, depth: int = HYPERNYM_DEPTH, files=None) -> list[str]:
+def hypernyms(synsets, first, offset: str, depth: int = HYPERNYM_DEPTH) -> list[str]:
     """Single words naming a synset up to ``depth`` hypernym links above ``offset``, nearest first,
-    each only where that synset is the word's most frequent sense; given ``files``
-    (``lexicographer_files``), only synsets in the same file as ``offset`` or in noun.Tops."""
+    each only where that synset is the word's most frequent sense and lies in the same
+    lexicographer file as ``offset`` or in noun.Tops."""
+    home = synsets[offset][2]
     out, seen, frontier = [], {offset}, [offset]
     for _ in range(depth):
         above = [t for f in frontier for sym, t, _, _ in synsets[f][1] if sym == "@" and t not in seen]
         seen.update(above)
         for t in above:
-            if files is None or files[t] in (files[offset], TOPS_FILE):
+            if synsets[t][2] in (home, TOPS_FILE):
                 out += [w for w in synsets[t][0] if w.isalpha() and first.get(w) == t and w not in out]
         frontier = above
     return out
@@ -142,16 +139,14 @@ def noun_verb_relations(dict_dir: Path) -> list[tuple[str, str, str, str]]:
     dominant first sense, verb antonyms."""
     rows = []
     dominant = dominant_lemmas(dict_dir / "index.sense", "1")
-    files = lexicographer_files(dict_dir / "data.noun")
     for pos in ("noun", "verb"):
         synsets, first, lemmas = _senses(dict_dir, pos)
         for lemma, offset in sorted(lemmas):
             other = _antonym(synsets, first, lemma, offset)
             if other:
                 rows.append((pos, lemma, "antonym", other))
-            if pos == "noun" and lemma in dominant and files[offset] in CONCRETE_FILES:
-                rows += [(pos, lemma, "hypernym", h) for h in hypernyms(synsets, first, offset, files=files)
-                         if h != lemma]
+            if pos == "noun" and lemma in dominant and synsets[offset][2] in CONCRETE_FILES:
+                rows += [(pos, lemma, "hypernym", h) for h in hypernyms(synsets, first, offset) if h != lemma]
     return rows
 
 
@@ -169,7 +164,7 @@ def main(argv=None):
     rows = noun_verb_relations(args.dict_dir)
     text = "pos\tword\trelation\tother\n" + "".join("\t".join(r) + "\n" for r in rows)
     args.out_nouns_verbs.write_bytes(gzip.compress(text.encode(), mtime=0))  # mtime 0: the same bytes every run
-    count = {k: sum(1 for r in rows if r[0] + " " + r[2] == k) for k in ("noun antonym", "noun hypernym", "verb antonym")}
+    count = collections.Counter(f"{pos} {relation}" for pos, _, relation, _ in rows)
     print(", ".join(f"{v} {k}s" for k, v in count.items()) + f" -> {args.out_nouns_verbs}")
 
 
