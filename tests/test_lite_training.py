@@ -353,3 +353,18 @@ def test_nli_training_continues_from_a_shipped_model_with_lexical_pairs(tmp_path
     start, end = load_file(str(lite.SHIPPED / "nli.safetensors")), load_file(str(tmp_path / "nli.safetensors"))
     assert start.keys() == end.keys()
     assert all(torch.allclose(start[k].float(), end[k].float(), atol=1e-3) for k in start)
+
+
+def test_chain_check_scores_the_negated_sets_it_is_asked_for():
+    """The NegateStep check of tools/eval_lite_models.py on the first N source chains of each set:
+    every (set, score) cell present, each on at most 2N chains (N sources, N perturbed)."""
+    import eval_lite_models as E
+
+    pytest.importorskip("perturbations")
+    res = E.chain_check(ModelSet("lite", device="cpu", dtype="fp32"), limit=4)
+    assert set(res) == {f"{s}/NegateStep" for s in E.CHAIN_SOURCES}
+    for cells in res.values():
+        assert set(cells) == set(E.CHAIN_SCORES)
+        assert all(0 < c["n"] <= 8 and -1 <= c["D"] <= 1 for c in cells.values())
+    with pytest.raises(SystemExit, match="300 chains"):
+        E.main(["--write-card", "--chains", "50"])
