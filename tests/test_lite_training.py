@@ -355,13 +355,13 @@ def test_nli_training_continues_from_a_shipped_model_with_lexical_pairs(tmp_path
     assert all(torch.allclose(start[k].float(), end[k].float(), atol=1e-3) for k in start)
 
 
-def test_chain_check_scores_the_negated_sets_it_is_asked_for():
+def test_chain_check_scores_the_negated_sets_it_is_asked_for(lite_scorer):
     """The NegateStep check of tools/eval_lite_models.py on the first N source chains of each set:
     every (set, score) cell present, each on at most 2N chains (N sources, N perturbed)."""
     import eval_lite_models as E
 
     pytest.importorskip("perturbations")
-    res = E.chain_check(ModelSet("lite", device="cpu", dtype="fp32"), limit=4)
+    res = E.chain_check(lite_scorer.models, limit=4)  # the session's loaded lite models, not a second set
     assert set(res) == {f"{s}/NegateStep" for s in E.CHAIN_SOURCES}
     for cells in res.values():
         assert set(cells) == set(E.CHAIN_SCORES)
