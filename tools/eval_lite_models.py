@@ -13,14 +13,25 @@ each, seed 42), that is, whether the NLI model catches a negated step in real re
     python tools/eval_lite_models.py --chains        # and the reasoning-chain check (needs the perturb extra)
     python tools/eval_lite_models.py --chains 100    # the same on the first 100 chains (faster, noisier)
     python tools/eval_lite_models.py --write-card    # all of it, into roscoe/lite_models/MODEL_CARD.md
+    python tools/eval_lite_models.py --candidate /tmp/nli_new --chains --human   # a trained candidate
+
+``--candidate DIR`` evaluates the nli.* and/or grammar.* files that ``train_lite_models.py
+--out DIR`` wrote, exactly as the package would load them were they shipped (the shipped file
+stands in for a task DIR lacks), and leaves the shipped files alone.  ``--human`` adds the
+correlation of Self- and Source-Consistency with human judgments (Somers' D against the overall
+labels of the ROSCOE human GSM8K and e-SNLI sets and of EOBQA): with the chain check, what decides
+whether a candidate that scores better on SNLI/MNLI is better for ROSCOE.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -40,8 +51,6 @@ def load_times() -> dict:
     the shipped deltas and caching the result, measured in an empty temporary cache) and every
     later one (from the cache)."""
     import os
-    import tempfile
-    from unittest import mock
 
     out: dict = {"first_use": {}, "cached": {}}
     with tempfile.TemporaryDirectory() as empty, mock.patch.dict(os.environ, {"ROSCOE_CACHE": empty}):
@@ -55,7 +64,32 @@ def load_times() -> dict:
     return out
 
 
-def evaluate(limit: int = 0, chains: int = 0) -> dict:
+TASKS = ("nli", "grammar")
+
+
+@contextlib.contextmanager
+def candidate(directory: Path | None):
+    """Within it the package loads the lite models from ``directory`` (each task's files there,
+    else the shipped ones) as if they were shipped: same merge, cache and hash."""
+    if directory is None:
+        yield
+        return
+    present = [t for t in TASKS if (directory / f"{t}.safetensors").exists()]
+    if not present:
+        raise SystemExit(f"{directory}: no nli.safetensors or grammar.safetensors (write one with "
+                         "tools/train_lite_models.py --out DIR)")
+    with tempfile.TemporaryDirectory() as d:
+        for t in TASKS:
+            home = directory if t in present else lite.SHIPPED
+            for suffix in (".safetensors", ".json"):
+                if not (home / f"{t}{suffix}").exists():
+                    raise SystemExit(f"{home / f'{t}{suffix}'} is missing")
+                (Path(d) / f"{t}{suffix}").symlink_to((home / f"{t}{suffix}").resolve())
+        with mock.patch.object(lite, "SHIPPED", Path(d)):
+            yield
+
+
+def evaluate(limit: int = 0, chains: int = 0, human: bool = False) -> dict:
     out = {"load_seconds": load_times()}
     ms = ModelSet("lite", device="cpu", dtype="fp32")
     nli, gram = ms.get("nli"), ms.get("grammar")
@@ -72,6 +106,8 @@ def evaluate(limit: int = 0, chains: int = 0) -> dict:
     if chains:
         out["chains"] = chain_check(ms, chains)
         out["chain_limit"] = chains
+    if human:
+        out["human"] = human_check(ms)
     out["shipped_bytes"] = {t: (lite.SHIPPED / f"{t}.safetensors").stat().st_size for t in ("nli", "grammar")}
     out["hash"] = {slot: ms.describe(slot)["hash"] for slot in ("nli", "grammar")}
     return out
@@ -103,6 +139,35 @@ def chain_check(ms: ModelSet, limit: int = CHAIN_LIMIT) -> dict:
     return out
 
 
+HUMAN_SETS = ("roscoe-human-gsm8k", "roscoe-human-esnli", "eobqa")
+HUMAN_LABELS = ("QUAL", "CONTRADICTION", "ANY_ERROR", "VALID")  # each set's chain-level overall labels
+
+
+def human_check(ms: ModelSet, limit: int = 0) -> dict:
+    """{"sets": {set: {score: {label: {D, p, n}}}}, "mean_D", "cells", "significant"}: Somers' D
+    of Self- and Source-Consistency against the overall human labels (of the first ``limit``
+    chains of each set, or all), their mean, and how many have p < 0.05."""
+    from human_eval import pipeline
+
+    from roscoe.scorer import Scorer
+
+    scorer = Scorer(models=ms)
+    out: dict = {"sets": {}}
+    for name in HUMAN_SETS:
+        labelled = pipeline.load_benchmark(name)
+        result = pipeline.run(labelled.head(limit) if limit else labelled, scorer, scores=",".join(CHAIN_SCORES),
+                              methods=("somers_d",), n_boot=0)
+        for c in result.cells:
+            if c.score in CHAIN_SCORES and c.label in HUMAN_LABELS:
+                out["sets"].setdefault(name, {}).setdefault(c.score, {})[c.label] = \
+                    {"D": c.value, "p": c.p, "n": c.n}
+    cells = [c for per_set in out["sets"].values() for per_score in per_set.values() for c in per_score.values()]
+    out["mean_D"] = float(np.mean([c["D"] for c in cells]))
+    out["cells"] = len(cells)
+    out["significant"] = sum(c["p"] < 0.05 for c in cells)
+    return out
+
+
 def _nli_probs(nli, rows) -> np.ndarray:
     """All three class probabilities (the scorer itself only asks for P(contradiction))."""
     enc, lengths = nli._prepare([(p, h) for p, h, _ in rows])
@@ -123,6 +188,14 @@ def fmt(res: dict) -> str:
         lines.append(f"{key:<28} " + "  ".join(
             f"{score} D {c['D']:+.3f} (p {c['p']:.3f}, n {c['n']}{', caught' if c['caught'] else ''})"
             for score, c in cells.items()))
+    for key, per_score in res.get("human", {}).get("sets", {}).items():
+        for score, cells in per_score.items():
+            lines.append(f"human {key:<22} {score:<26} " + "  ".join(
+                f"{label} D {c['D']:+.3f} (p {c['p']:.3f}, n {c['n']})" for label, c in cells.items()))
+    if "human" in res:
+        h = res["human"]
+        lines.append(f"human judgments: mean D {h['mean_D']:+.3f} over {h['cells']} cells, {h['significant']} with p < 0.05")
+    lines.append(f"hash {res['hash']}")
     lines.append(f"load time with the backbone in memory: {res['load_seconds']}; shipped bytes {res['shipped_bytes']}")
     return "\n".join(lines)
 
@@ -254,16 +327,25 @@ def main(argv=None):
     ap.add_argument("--chains", type=int, nargs="?", const=CHAIN_LIMIT, default=0, metavar="N",
                     help=f"also the NegateStep reasoning-chain check on the first N source chains of each set "
                          f"(default {CHAIN_LIMIT})")
+    ap.add_argument("--human", action="store_true",
+                    help="also Somers' D of Self- and Source-Consistency against human judgments")
+    ap.add_argument("--candidate", type=Path, metavar="DIR",
+                    help="evaluate the nli/grammar files in DIR (from train_lite_models.py --out DIR) "
+                         "instead of the shipped ones")
     args = ap.parse_args(argv)
     if args.write_card and args.chains not in (0, CHAIN_LIMIT):
         raise SystemExit(f"--write-card runs the chain check on {CHAIN_LIMIT} chains (no other --chains N)")
-    res = evaluate(args.limit, chains=args.chains or (CHAIN_LIMIT if args.write_card else 0))
+    if args.write_card and args.limit:
+        raise SystemExit("--write-card needs the full evaluation sets (no --limit)")
+    if args.write_card and args.candidate:
+        raise SystemExit("--write-card describes the shipped models (no --candidate): copy a candidate's "
+                         "files into roscoe/lite_models/ to ship it")
+    with candidate(args.candidate):
+        res = evaluate(args.limit, chains=args.chains or (CHAIN_LIMIT if args.write_card else 0), human=args.human)
     print(fmt(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     if args.write_card:
-        if args.limit:
-            raise SystemExit("--write-card needs the full evaluation sets (no --limit)")
         write_card(res)
         print("wrote", CARD)
 

@@ -276,3 +276,43 @@ def lexical_pairs(rows, *, seed: int, per_word: int = 150, nlp=None,
         else:
             out.append((doc.text, swapped, label))
     return out
+
+
+# Gold reasoning chains that no evaluation here reads: the chain check and the diagnostic sets
+# use AQuA's test split and StrategyQA's dev split, the human sets GSM8K, e-SNLI and OBQA.
+# (file, licence, pairs a chain): AQuA's 254 math rationales are the ones like GSM8K's, so they
+# give more pairs each than StrategyQA's 2,061 short fact chains.
+CHAIN_PAIR_SOURCES = {
+    "aqua": ("dev/sources/aqua/dev.json", "Apache-2.0", 12),
+    "strategyqa": ("dev/sources/strategyqa/train.json", "MIT", 2),
+}
+NOT_CONTRADICTION = 2  # a 2-way label beside 0 = entailment / 1 = not entailment
+
+
+def chain_pairs(n: int, *, seed: int) -> list[tuple[str, str, int]]:
+    """``n`` (premise, hypothesis, NOT_CONTRADICTION) pairs as ROSCOE's logicality scores form
+    them from gold chains: (context sentence, step) and (step, later step) in both orders.  A
+    correct chain does not contradict its question or itself, and these ordinary pairs of a
+    question sentence and an arithmetic step are where the models here raise false alarms.
+    A fixed number of pairs a chain, half of each kind where a chain has both, so long
+    rationales do not dominate."""
+    from perturbations import sources
+    from roscoe import splitters
+
+    split = splitters.get("punkt")
+    rng = random.Random(seed)
+    pools = []
+    for name, (rel, _, per_chain) in CHAIN_PAIR_SOURCES.items():
+        for c in sources.build(name, shared_data() / rel).chains:
+            steps = [s for s in c.steps if s.strip()]
+            src = [(s, h) for s in split(c.context) for h in steps]
+            own = [(steps[a], steps[b]) for a in range(len(steps)) for b in range(len(steps)) if a != b]
+            rng.shuffle(src)
+            rng.shuffle(own)
+            half = per_chain // 2
+            take = src[:half] + own[:half]
+            take += (src[half:] + own[half:])[: per_chain - len(take)]
+            pools.append(take)
+    rng.shuffle(pools)
+    out = [pair for pool in pools for pair in pool]
+    return [(p, h, NOT_CONTRADICTION) for p, h in out[:n]]

@@ -115,10 +115,22 @@ def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
+def two_way_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per row, the log-probability a 3-way model (entailment, neutral, contradiction) gives a
+    2-way label: 0 = entailment, 1 = not entailment (neutral or contradiction), 2 = not
+    contradiction (entailment or neutral)."""
+    logp = torch.log_softmax(logits, -1)
+    entailment = logp[:, 0]
+    not_entailment = torch.logsumexp(logp[:, 1:], -1)
+    not_contradiction = torch.logsumexp(logp[:, :2], -1)
+    return torch.where(labels == 0, entailment, torch.where(labels == 1, not_entailment, not_contradiction))
+
+
 def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_every=200, class_weights=None,
           label_smoothing=0.0):
     """items: (text_a, text_b or None, label).  two_way: items whose label is 0 = entailment,
-    1 = not; their loss is the binary log-loss of P(entailment)."""
+    1 = not entailment or 2 = not contradiction; their loss is the binary log-loss of
+    P(entailment) or of P(contradiction)."""
     two_way = two_way or []
     data = [(a, b, y, False) for a, b, y in items] + [(a, b, y, True) for a, b, y in two_way]
     lengths = [len(a) + len(b or "") for a, b, _, _ in data]
@@ -150,10 +162,7 @@ def train(tok, model, items, *, epochs, lr, batch_size, seed, two_way=None, log_
                                                        label_smoothing=label_smoothing)
                 loss = loss + (ce * w).sum()
             if is2.any():
-                logp = torch.log_softmax(logits[is2], -1)
-                p_ent = logp[:, 0]
-                p_not = torch.logsumexp(logp[:, 1:], -1)
-                loss = loss - torch.where(labels[is2] == 0, p_ent, p_not).sum()
+                loss = loss - two_way_log_likelihood(logits[is2], labels[is2]).sum()
             (loss / len(rows)).backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
@@ -228,7 +237,10 @@ def run_nli(args, out_dir, metrics):
     if args.replay:  # continuing a trained model: the new pairs plus a sample of what it was trained on
         train3, train2 = sample_pairs(train3, train2, args.replay, rng)
     train3 = train3 + lexical
-    log(f"NLI: {len(train3)} 3-way ({len(lexical)} lexical) + {len(train2)} 2-way training pairs, "
+    in_chains = D.chain_pairs(args.chain_pairs, seed=args.seed) if args.chain_pairs else []
+    train2 = train2 + in_chains
+    log(f"NLI: {len(train3)} 3-way ({len(lexical)} lexical) + {len(train2)} 2-way ({len(in_chains)} from "
+        f"chains) training pairs, "
         f"{len(calib)} calibration")
     id2label = dict(enumerate(D.LABELS))
     tok, model = build(3, id2label, args)
@@ -262,12 +274,15 @@ def run_nli(args, out_dir, metrics):
                    "label_smoothing": args.label_smoothing,
                    "symmetric_contradictions": bool(args.symmetric_contradictions),
                    "lexical_pairs": len(lexical), "lexical_relations": args.lexical_pairs, "replay": args.replay,
+                   "chain_pairs": len(in_chains),
                    "init_from": content_hash(args.init_from / "nli.safetensors") if args.init_from else None,
                    "train_3way": len(train3), "train_2way": len(train2), "calibration": len(calib),
                    "data": {**D.NLI_TRAIN_3WAY, **D.NLI_TRAIN_2WAY,
                             **({"tools/data/wordnet_adjectives.tsv": D.WORDNET_LICENCE} if lexical else {}),
                             **({"tools/data/wordnet_nouns_verbs.tsv.gz": D.WORDNET_LICENCE}
-                               if args.lexical_pairs == "wordnet" else {})}},
+                               if args.lexical_pairs == "wordnet" else {}),
+                            **({f"{name} gold chains ({rel})": licence
+                                for name, (rel, licence, _) in D.CHAIN_PAIR_SOURCES.items()} if in_chains else {})}},
     }, out_dir)
 
 
@@ -409,6 +424,9 @@ def main(argv=None):
                     help="NLI: add minimal-edit pairs made from the training premises with WordNet adjective "
                          "antonyms (contradiction) and synonyms (entailment); 'wordnet' adds noun and verb "
                          "antonyms and noun hypernyms (entailment, and neutral the other way round)")
+    ap.add_argument("--chain-pairs", type=int, default=0, metavar="N",
+                    help="NLI: add N pairs from gold reasoning chains (AQuA dev, StrategyQA train) as "
+                         "'not contradiction' (2-way loss on P(contradiction))")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="NLI: continue training the LoRA model in this directory (nli.safetensors / nli.json)")
     ap.add_argument("--replay", type=int, default=0,
