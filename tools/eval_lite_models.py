@@ -12,7 +12,7 @@ each, seed 42), that is, whether the NLI model catches a negated step in real re
     python tools/eval_lite_models.py                 # print the figures
     python tools/eval_lite_models.py --chains        # and the reasoning-chain check (needs the perturb extra)
     python tools/eval_lite_models.py --chains 100    # the same on the first 100 chains (faster, noisier)
-    python tools/eval_lite_models.py --write-card    # all of it, into roscoe/lite_models/MODEL_CARD.md
+    python tools/eval_lite_models.py --write-card    # all of it (and --human), into roscoe/lite_models/MODEL_CARD.md
     python tools/eval_lite_models.py --candidate /tmp/nli_new --chains --human   # a trained candidate
 
 ``--candidate DIR`` evaluates the nli.* and/or grammar.* files that ``train_lite_models.py
@@ -215,6 +215,12 @@ def write_card(res: dict) -> None:
                   if r.get("lexical_relations") == "wordnet" else "")
                + " (WordNet 3.1, whose licence allows use and redistribution; `tools/data/LICENSE.WordNet`)."
                ) if r.get("lexical_pairs") else ""
+    if r.get("chain_pairs"):
+        lexical += (f" {r['chain_pairs']:,} of the 2-way pairs (`--chain-pairs`) come from gold reasoning chains "
+                    "that no evaluation here reads (AQuA dev, StrategyQA train), formed as the logicality scores "
+                    "form them, (context sentence, step) and (step, step), and trained as \"not contradiction\" "
+                    "(the log-loss of P(entailment) + P(neutral)): a correct chain does not contradict its question "
+                    "or itself, and such ordinary pairs were where the model raised false contradictions.")
     k = cola_cfg.get("members")
     if k:  # the cross-validation ensemble (train_lite_models.py --folds)
         oof = json.loads((lite.SHIPPED / "metrics.json").read_text())["cola_validation"]
@@ -233,10 +239,15 @@ def write_card(res: dict) -> None:
         gram_recipe = f"{c['epochs']} epochs"
 
     def cell(x):
-        return f"{x['D']:+.3f} ({x['p']:.3f}){' caught' if x['caught'] else ''}" if x else "–"
+        return f"{x['D']:+.3f} ({x['p']:.3f}){' caught' if x.get('caught') else ''}" if x else "–"
 
     chain_rows = "\n".join(f"| {key} (n = {next(iter(v.values()))['n']}) | {cell(v.get(CHAIN_SCORES[0]))} | "
                            f"{cell(v.get(CHAIN_SCORES[1]))} |" for key, v in res["chains"].items())
+    human_rows = "\n".join(
+        f"| {name} | {label} | {cell(per.get(CHAIN_SCORES[0], {}).get(label))} | "
+        f"{cell(per.get(CHAIN_SCORES[1], {}).get(label))} |"
+        for name, per in res["human"]["sets"].items()
+        for label in HUMAN_LABELS if any(label in v for v in per.values()))
     CARD.write_text(f"""# Model card: the lite preset's NLI and grammar models
 
 Two small adapters that let the offline `lite` preset compute every ROSCOE score:
@@ -265,7 +276,7 @@ NLI {res['load_seconds']['first_use']['nli']} s, grammar {res['load_seconds']['f
 Labels: `{nli_cfg['id2label']}`. ROSCOE reads only P(contradiction).
 
 **Training data** ({r['train_3way']:,} 3-way and {r['train_2way']:,} 2-way pairs; 2-way sets train
-P(entailment) against P(neutral) + P(contradiction)). The NLI files come from the project's
+P(entailment) against P(neutral) + P(contradiction){', the chain pairs below P(contradiction) against the rest' if r.get('chain_pairs') else ''}). The NLI files come from the project's
 `shared/data/train/`, whose `PROVENANCE.md` gives sources and checks.{lexical}
 
 | file | licence |
@@ -294,6 +305,15 @@ positive and p < 0.05 = caught:
 | set | Self-Consistency D (p) | Source-Consistency D (p) |
 |---|---|---|
 {chain_rows}
+
+Against human judgments (`--human`): Somers' D of each score against the overall labels of the
+ROSCOE human GSM8K and e-SNLI sets (QUAL: overall quality, CONTRADICTION and ANY_ERROR: no such
+error, so higher is better) and of EOBQA (VALID), with its p-value; mean over the
+{res['human']['cells']} cells {res['human']['mean_D']:+.3f}, {res['human']['significant']} with p < 0.05:
+
+| set | label | Self-Consistency D (p) | Source-Consistency D (p) |
+|---|---|---|---|
+{human_rows}
 
 ## Grammar (`roscoe-lite-cola`)
 
@@ -341,7 +361,8 @@ def main(argv=None):
         raise SystemExit("--write-card describes the shipped models (no --candidate): copy a candidate's "
                          "files into roscoe/lite_models/ to ship it")
     with candidate(args.candidate):
-        res = evaluate(args.limit, chains=args.chains or (CHAIN_LIMIT if args.write_card else 0), human=args.human)
+        res = evaluate(args.limit, chains=args.chains or (CHAIN_LIMIT if args.write_card else 0),
+                       human=args.human or args.write_card)
     print(fmt(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

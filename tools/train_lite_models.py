@@ -10,7 +10,7 @@ merged into a fresh backbone).  Output, in ``roscoe/lite_models/`` by default:
 names, temperature, recipe) and ``metrics.json``; then run
 ``tools/eval_lite_models.py --write-card`` for ``MODEL_CARD.md``.
 
-    python tools/train_lite_models.py --task nli --nli-epochs 2 --seed 13 --lexical-pairs  # shipped NLI
+    python tools/train_lite_models.py --task nli --nli-epochs 2 --seed 13 --lexical-pairs --chain-pairs  # shipped NLI
     python tools/train_lite_models.py --task grammar --cola-epochs 8 --cola-balance --folds 5  # shipped grammar
     python tools/train_lite_models.py --max-examples 2000     # a quick CPU budget run
     python tools/train_lite_models.py --task nli --full --nli-epochs 4 --lr 5e-5 --batch-size 64 --device cuda
@@ -113,6 +113,9 @@ def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
     grid = torch.exp(torch.linspace(math.log(0.5), math.log(5.0), 200))
     nll = [torch.nn.functional.cross_entropy(logits / t, gold).item() for t in grid]
     return float(grid[int(np.argmin(nll))])
+
+
+ALL_CHAIN_PAIRS = 10**9  # more than the sources hold: every pair D.chain_pairs forms
 
 
 def two_way_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -424,9 +427,9 @@ def main(argv=None):
                     help="NLI: add minimal-edit pairs made from the training premises with WordNet adjective "
                          "antonyms (contradiction) and synonyms (entailment); 'wordnet' adds noun and verb "
                          "antonyms and noun hypernyms (entailment, and neutral the other way round)")
-    ap.add_argument("--chain-pairs", type=int, default=0, metavar="N",
-                    help="NLI: add N pairs from gold reasoning chains (AQuA dev, StrategyQA train) as "
-                         "'not contradiction' (2-way loss on P(contradiction))")
+    ap.add_argument("--chain-pairs", type=int, nargs="?", const=ALL_CHAIN_PAIRS, default=0, metavar="N",
+                    help="NLI: add N pairs (alone: all 7,005) from gold reasoning chains (AQuA dev, StrategyQA "
+                         "train) as 'not contradiction' (2-way loss on P(contradiction))")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="NLI: continue training the LoRA model in this directory (nli.safetensors / nli.json)")
     ap.add_argument("--replay", type=int, default=0,
