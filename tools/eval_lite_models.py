@@ -207,7 +207,7 @@ def write_card(res: dict) -> None:
     cd, co = res["cola_dev"], res["cola_dev_ood"]
     data_rows = "\n".join(f"| `{k}` | {v} |" for k, v in nli_cfg["recipe"]["data"].items())
     r, c = nli_cfg["recipe"], cola_cfg["recipe"]
-    lexical = (f" Besides them, {r['lexical_pairs']:,} of the 3-way pairs are made by `--lexical-pairs` from the "
+    made_pairs = (f" Besides them, {r['lexical_pairs']:,} of the 3-way pairs are made by `--lexical-pairs` from the "
                "training premises: one adjective swapped for its WordNet antonym (contradiction) or a synonym "
                "(entailment), from `tools/data/wordnet_adjectives.tsv`"
                + (", or a noun or verb for its antonym (contradiction) or a concrete noun for a hypernym "
@@ -216,7 +216,7 @@ def write_card(res: dict) -> None:
                + " (WordNet 3.1, whose licence allows use and redistribution; `tools/data/LICENSE.WordNet`)."
                ) if r.get("lexical_pairs") else ""
     if r.get("chain_pairs"):
-        lexical += (f" {r['chain_pairs']:,} of the 2-way pairs (`--chain-pairs`) come from gold reasoning chains "
+        made_pairs += (f" {r['chain_pairs']:,} of the 2-way pairs (`--chain-pairs`) come from gold reasoning chains "
                     "that no evaluation here reads (AQuA dev, StrategyQA train), formed as the logicality scores "
                     "form them, (context sentence, step) and (step, step), and trained as \"not contradiction\" "
                     "(the log-loss of P(entailment) + P(neutral)): a correct chain does not contradict its question "
@@ -277,7 +277,7 @@ Labels: `{nli_cfg['id2label']}`. ROSCOE reads only P(contradiction).
 
 **Training data** ({r['train_3way']:,} 3-way and {r['train_2way']:,} 2-way pairs; 2-way sets train
 P(entailment) against P(neutral) + P(contradiction){', the chain pairs below P(contradiction) against the rest' if r.get('chain_pairs') else ''}). The NLI files come from the project's
-`shared/data/train/`, whose `PROVENANCE.md` gives sources and checks.{lexical}
+`shared/data/train/`, whose `PROVENANCE.md` gives sources and checks.{made_pairs}
 
 | file | licence |
 |---|---|
