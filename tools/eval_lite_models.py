@@ -46,6 +46,9 @@ from roscoe.models import ModelSet, lite  # noqa: E402
 CARD = lite.SHIPPED / "MODEL_CARD.md"
 
 
+TASKS = ("nli", "grammar")  # the lite slots this package ships models for
+
+
 def load_times() -> dict:
     """Seconds to load each model with the backbone already in memory: the first use (merging
     the shipped deltas and caching the result, measured in an empty temporary cache) and every
@@ -57,14 +60,11 @@ def load_times() -> dict:
         for key in ("first_use", "cached"):
             ms = ModelSet("lite", device="cpu", dtype="fp32")
             ms.get("embedder")  # the backbone is in memory, as in a scoring run
-            for slot in ("nli", "grammar"):
+            for slot in TASKS:
                 t0 = time.perf_counter()
                 ms.get(slot)
                 out[key][slot] = round(time.perf_counter() - t0, 3)
     return out
-
-
-TASKS = ("nli", "grammar")
 
 
 @contextlib.contextmanager
@@ -108,8 +108,8 @@ def evaluate(limit: int = 0, chains: int = 0, human: bool = False) -> dict:
         out["chain_limit"] = chains
     if human:
         out["human"] = human_check(ms)
-    out["shipped_bytes"] = {t: (lite.SHIPPED / f"{t}.safetensors").stat().st_size for t in ("nli", "grammar")}
-    out["hash"] = {slot: ms.describe(slot)["hash"] for slot in ("nli", "grammar")}
+    out["shipped_bytes"] = {t: (lite.SHIPPED / f"{t}.safetensors").stat().st_size for t in TASKS}
+    out["hash"] = {slot: ms.describe(slot)["hash"] for slot in TASKS}
     return out
 
 

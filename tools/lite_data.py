@@ -291,15 +291,17 @@ NOT_CONTRADICTION = 2  # a 2-way label beside 0 = entailment / 1 = not entailmen
 
 def chain_pairs(n: int, *, seed: int) -> list[tuple[str, str, int]]:
     """``n`` (premise, hypothesis, NOT_CONTRADICTION) pairs as ROSCOE's logicality scores form
-    them from gold chains: (context sentence, step) and (step, later step) in both orders.  A
+    them from gold chains: (context sentence, step) and (step, another step of the chain), the
+    latter in both orders, as the parlai mode reads them.  A
     correct chain does not contradict its question or itself, and these ordinary pairs of a
     question sentence and an arithmetic step are where the models here raise false alarms.
     A fixed number of pairs a chain, half of each kind where a chain has both, so long
     rationales do not dominate."""
     from perturbations import sources
     from roscoe import splitters
+    from roscoe.chains import DEFAULT_SPLITTERS
 
-    split = splitters.get("punkt")
+    split = splitters.get(DEFAULT_SPLITTERS["context"])  # the context sentences the scorer makes
     rng = random.Random(seed)
     pools = []
     for name, (rel, _, per_chain) in CHAIN_PAIR_SOURCES.items():
