@@ -126,24 +126,45 @@ def _first_error_rows(n_steps: int, first_error: int | None) -> list[float]:
     return [1.0 if k < first_error else (0.0 if k == first_error else NAN) for k in range(n_steps)]
 
 
+def _mr_ben_steps(raw) -> tuple[list[str], bool]:
+    """A solution's steps and whether they are code lines.  Most subjects give a list of
+    "Step N: ..." strings (or its repr); coding gives the program itself, whose steps are its
+    non-blank lines (MR-BEN names a coding solution's first error step by that line's text)."""
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return [line.strip() for line in raw.split("\n") if line.strip()], True
+    steps = [_STEP_PREFIX.sub("", str(x)).strip() for x in raw]
+    return [x for x in steps if x], False
+
+
+def _mr_ben_first_error(s: dict, steps: list[str], code: bool) -> int | None | float:
+    """0-based index of the first wrong step; None for a solution judged to have none; NaN where
+    the annotation names a step this chain does not have (its step labels are then unknown)."""
+    fe = str(s.get("Model_Solution_First_Error_Step") or "").strip()
+    if fe.upper() == "N/A" or (not fe and s["Model_Solution_Correctness"].strip().lower() == "correct"):
+        return None
+    if code:  # the first line with that text: a repeated line ('else:') is ambiguous, 9 of 238
+        return steps.index(fe) if fe in steps else NAN
+    return int(fe) - 1 if fe.isdigit() and 0 < int(fe) <= len(steps) else NAN
+
+
 def load_mr_ben(path) -> LabelledSet:
     """MR-BEN solutions: correctness and the first error step (1-based, or N/A).
 
-    Context: the question plus its options; steps: the model's steps without "Step N:"."""
+    Context: the question plus its options; steps: the model's steps without "Step N:" (for
+    coding, the program's non-blank lines)."""
     data = json.load(open(path, encoding="utf-8"))
     chains, correct, step_ok = [], [], []
     for qid, sols in data.items():
         for k, s in enumerate(sols):
-            raw = s["Model_Solution_Steps"]
-            raw = ast.literal_eval(raw) if isinstance(raw, str) else raw  # a list, or its repr in some files
-            steps = [_STEP_PREFIX.sub("", str(x)).strip() for x in raw]
-            steps = [x for x in steps if x]
+            steps, code = _mr_ben_steps(s["Model_Solution_Steps"])
             ctx = s["Question"] + (f"\n{s['Options']}" if s.get("Options") else "")
             chains.append({"id": f"{qid}#{k}", "context": ctx, "steps": steps, "model": s.get("Sampled_Model")})
             correct.append(1.0 if s["Model_Solution_Correctness"].strip().lower() == "correct" else 0.0)
-            fe = str(s.get("Model_Solution_First_Error_Step") or "").strip()  # a number, or MR-BEN's marker for none
-            first = int(fe) - 1 if fe.isdigit() else None
-            step_ok.append(_first_error_rows(len(steps), first if first is None or first < len(steps) else None))
+            first = _mr_ben_first_error(s, steps, code)
+            step_ok.append([NAN] * len(steps) if isinstance(first, float) else _first_error_rows(len(steps), first))
     labels = {"CORRECT": np.array(correct), "NO_ERROR_STEP": _any(step_ok)}
     return LabelledSet(f"mr-ben-{Path(path).stem}", chains, labels, {"STEP_OK": step_ok},
                        {"CORRECT": "binary", "NO_ERROR_STEP": "binary"})

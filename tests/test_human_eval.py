@@ -117,6 +117,25 @@ def test_mr_ben_champ_eobqa():
                                      "wind is a renewable resource"]
 
 
+def test_mr_ben_coding_steps_are_program_lines():
+    # coding solutions are programs, not step lists; the first error step is named by its line
+    path = SHARED / "dev/human/mr_ben/coding.json"
+    raw = json.load(open(path, encoding="utf-8"))
+    sol = next(iter(raw.values()))[0]
+    mb = loaders.load_mr_ben(path)
+    assert len(mb) == 238 and int(mb.labels["CORRECT"].sum()) == 74
+    first = mb.chains[0]
+    assert first["steps"] == [ln.strip() for ln in sol["Model_Solution_Steps"].split("\n") if ln.strip()]
+    row = mb.step_labels["STEP_OK"][0]
+    assert first["steps"][row.index(0.0)] == sol["Model_Solution_First_Error_Step"].strip()
+    assert all(v == 1.0 for v in row[:row.index(0.0)])
+    # an incorrect solution whose error line is not named has unknown step labels, not "no error"
+    k = next(i for i, s in enumerate(s for sols in raw.values() for s in sols)
+             if s["Model_Solution_Correctness"] == "incorrect" and not s["Model_Solution_First_Error_Step"].strip())
+    assert mb.labels["CORRECT"][k] == 0.0 and math.isnan(mb.labels["NO_ERROR_STEP"][k])
+    assert mb.labels["NO_ERROR_STEP"][mb.labels["CORRECT"] == 1.0].tolist() == [1.0] * 74
+
+
 def test_champ_first_wrong_step_maps_to_the_step_holding_the_span():
     r = json.loads(open(SHARED / "dev/human/champ/champ_fws_annotations.jsonl").readline())
     ch = loaders.load_champ(SHARED / "dev/human/champ/champ_fws_annotations.jsonl")
