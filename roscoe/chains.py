@@ -8,6 +8,14 @@ from . import splitters
 
 DEFAULT_SPLITTERS = {"context": "punkt", "steps": "punkt+newline", "reference": "punkt+newline"}
 
+# Size limits per chain.  The costly scores grow with the square of the step count (NLI over
+# step pairs) and with the text's length (the LM's sliding window), so one oversized chain in
+# an untrusted file could hold a run for hours or exhaust memory; such a chain gets NaN
+# "too_long" instead.  Far above real chains: the longest in the project's data has 263 steps
+# and 11,460 characters (CHAMP).
+DEFAULT_MAX_ITEMS = 1000      # sentences in any one of context, steps, reference
+DEFAULT_MAX_CHARS = 100_000   # characters of context, steps and reference together
+
 
 class InputError(ValueError):
     """A bad input record.  ``str()`` names the file, line and field."""

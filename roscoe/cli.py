@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import __version__, registry
-from .chains import DEFAULT_SPLITTERS, FieldMap, InputError
+from .chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, FieldMap, InputError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -48,6 +48,12 @@ def _score_parser(sub):
                         "triton on a GPU); each model compiles on its first batch, so it pays off on large files")
     p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (rows x padded length)")
     p.add_argument("--block-size", type=int, default=256, help="chains per block; rows are written per block")
+    p.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
+                   help="a chain with more sentences than this in its context, steps or reference is not scored "
+                        f"(NaN too_long); 0: no limit (default {DEFAULT_MAX_ITEMS})")
+    p.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
+                   help="a chain with more characters than this in context, steps and reference together is not "
+                        f"scored (NaN too_long); 0: no limit (default {DEFAULT_MAX_CHARS})")
     p.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
                    help="plan and tokenize the next block on a worker thread while this one is scored "
                         "(auto: on for a GPU)")
@@ -258,6 +264,8 @@ def cmd_score(args) -> int:
     for v in split.values():
         splitters.get(v)
     keep = tuple(k for k in args.keep_fields.split(",") if k)
+    if args.max_items < 0 or args.max_chars < 0:
+        raise UsageError("--max-items and --max-chars take a count, or 0 for no limit")
     _check_output(args, io)
     read = lambda: io.read_chains(args.input, fmt=args.format, fields=fields, split=split, keep_fields=keep)
 
@@ -287,7 +295,8 @@ def cmd_score(args) -> int:
         scorer = Scorer(args.preset, mode=args.mode, device=args.device, dtype=args.dtype,
                         batch_tokens=args.batch_tokens, block_size=args.block_size, split=split,
                         overlap={"auto": None, "on": True, "off": False}[args.overlap], compile=args.compile,
-                        allow_hub=True if args.allow_hub else None, **overrides)
+                        allow_hub=True if args.allow_hub else None, max_items=args.max_items or None,
+                        max_chars=args.max_chars or None, **overrides)
         signature = scorer.signature(names)
     except (ModelUnavailable, ModelConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -327,11 +336,10 @@ def cmd_score(args) -> int:
     t0 = time.perf_counter()
     written = 0
 
-    def blocks():
+    def chains():
         # Bad lines are written as they are read; with the scorer's overlap (on a GPU) reading
         # runs one block ahead, so such a row may land one block earlier than the lines around it.
         nonlocal written
-        block = []
         for _, item in read():
             if isinstance(item, InputError):
                 row = _error_row(item, names, done)
@@ -343,15 +351,10 @@ def cmd_score(args) -> int:
                 if progress:
                     progress.update(1)
                 continue
-            block.append(item)
-            if len(block) >= args.block_size:
-                yield block
-                block = []
-        if block:
-            yield block
+            yield item
 
     try:
-        for table in scorer.score_blocks(blocks(), names, details=args.details):
+        for table in scorer.score_blocks(scorer.blocks(chains()), names, details=args.details):
             writer.write(table.records())
             written += len(table)
             if progress:

@@ -29,6 +29,7 @@ REASONS = {
     "reference_raises": "the reference implementation raises on this input",
     "input_error": "the input line failed validation",
     "model_unavailable": "the preset has no model for a slot this score needs",
+    "too_long": "the chain is over the scorer's size limits (max_items, max_chars); it was not scored",
 }
 
 Result = tuple[float, "str | None"]

@@ -11,7 +11,7 @@ import torch
 
 from . import __version__, registry, splitters
 from .cache import DEFAULT_SIZES, LRU
-from .chains import DEFAULT_SPLITTERS, Chain, coerce
+from .chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Chain, coerce
 from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
 from .models import ModelSet
 from .models.encoders import Tokenized
@@ -20,6 +20,9 @@ from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
 from .table import ScoreTable, Signature
 
 DEFAULT_BLOCK_SIZE = 256
+# A block is also cut when its chains would form this many NLI pairs (before de-duplication),
+# so a block of long chains stays within memory.
+BLOCK_PAIRS = 1_000_000
 _SIG_KEYS = {EMBEDDER: "emb", TOKEN: "tok", NLI: "nli", LM: "lm", GRAMMAR: "gram"}
 
 
@@ -35,13 +38,15 @@ class Scorer:
 
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
-                 cache_size=None, batched=True, overlap=None, compile=False, **model_overrides):
+                 cache_size=None, batched=True, overlap=None, compile=False, max_items=DEFAULT_MAX_ITEMS,
+                 max_chars=DEFAULT_MAX_CHARS, **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         self.models = models or ModelSet(preset, device=device, dtype=dtype, batch_tokens=batch_tokens,
                                          allow_hub=allow_hub, compile=compile, **model_overrides)
         self.block_size = int(block_size)
+        self.max_items, self.max_chars = max_items, max_chars  # None: no limit
         self.batched = batched  # False: the per-chain reference formulas (slower, same numbers)
         # Plan and tokenize block k+1 on a worker thread while block k runs: on by default on a
         # GPU, where the host work would otherwise leave the device idle; on a 2-core CPU the
@@ -60,8 +65,7 @@ class Scorer:
         names = registry.resolve(scores)
         chains = [coerce(c, i) for i, c in enumerate(chains)]
         _check_unique(chains)
-        blocks = (chains[a: a + self.block_size] for a in range(0, len(chains), self.block_size))
-        tables = list(self.score_blocks(blocks, names, details=details))
+        tables = list(self.score_blocks(self.blocks(chains), names, details=details))
         if not tables:
             return self._empty(names, details)
         return ScoreTable.concat(tables)
@@ -107,6 +111,26 @@ class Scorer:
     def cache_stats(self) -> dict:
         return {slot: c.stats() for slot, c in self.caches.items()}
 
+    def too_long(self, chain: Chain) -> bool:
+        """Whether the chain is over the size limits (it is then not scored: NaN ``too_long``)."""
+        fields = [chain.context, chain.steps, chain.reference or []]
+        return ((self.max_items is not None and max(map(len, fields)) > self.max_items)
+                or (self.max_chars is not None and sum(len(s) for f in fields for s in f) > self.max_chars))
+
+    def blocks(self, chains: Iterable[Chain]) -> Iterator[list[Chain]]:
+        """Chains in blocks of ``block_size``, cut earlier where a block's NLI pairs would pass
+        ``BLOCK_PAIRS`` (a chain over the limits counts for none: it gets no model work)."""
+        block, pairs = [], 0
+        for c in chains:
+            cost = 0 if self.too_long(c) else len(c.steps) * (len(c.steps) + len(c.context))
+            if block and (len(block) >= self.block_size or pairs + cost > BLOCK_PAIRS):
+                yield block
+                block, pairs = [], 0
+            block.append(c)
+            pairs += cost
+        if block:
+            yield block
+
     def score_blocks(self, blocks: Iterable[list[Chain]], names, *, details=False) -> Iterator[ScoreTable]:
         """One table per block, in order.  With ``overlap`` the next block is taken from
         ``blocks``, planned and tokenized on a worker thread while this one is scored."""
@@ -136,7 +160,7 @@ class Scorer:
         (all of them: which ones the output cache will answer is known only when the pass runs)."""
         t0 = time.perf_counter()
         needs = Needs.of(tuple(names), self.models.available)
-        plan = Plan(chains, needs, self.mode)
+        plan = Plan(self._admitted(chains), needs, self.mode)
         ahead = {}
         if tokenize:
             drop = _drop_rule(self.mode)
@@ -153,16 +177,21 @@ class Scorer:
         plan = prepared.plan
         out = self._run_models(plan, prepared.ahead)
         t0 = time.perf_counter()
+        work = plan.chains
         if self.batched:
-            values, reasons = self._formulas_batched(chains, plan, out, names)
+            values, reasons = self._formulas_batched(work, plan, out, names)
         else:
-            values, reasons = self._formulas_per_chain(chains, plan, out, names)
+            values, reasons = self._formulas_per_chain(work, plan, out, names)
+        for row, (chain, admitted) in enumerate(zip(chains, work)):
+            if admitted is not chain:
+                values[row] = np.nan
+                reasons[row] = {n: "too_long" for n in names}
         self._tick("formulas", t0)
         chain_details = None
         if details:  # per-step diagnostics come from the readable per-chain formulas
             t0 = time.perf_counter()
             chain_details = []
-            for chain, refs in zip(chains, plan.refs):
+            for chain, refs in zip(work, plan.refs):
                 ci = self._inputs(chain, refs, out)
                 for name in names:
                     if ci.n_steps and all(self.models.available(s) for s in registry.SCORES[name].slots):
@@ -171,6 +200,11 @@ class Scorer:
             self._tick("details", t0)
         return ScoreTable([c.id for c in chains], names, values, reasons, [dict(c.extra) for c in chains],
                           chain_details, stats={"plan": plan.sizes()})
+
+    def _admitted(self, chains: list[Chain]) -> list[Chain]:
+        """The chains the models work on: one over the limits is replaced by a chain without
+        text (no model work), and the block's rows for it are set to ``too_long``."""
+        return [Chain(c.id, []) if self.too_long(c) else c for c in chains]
 
     def _formulas_per_chain(self, chains, plan, out, names):
         values = np.full((len(chains), len(names)), np.nan)

@@ -228,3 +228,20 @@ def test_compile_flag_reaches_the_models_and_a_missing_toolchain_is_a_usage_erro
     assert run("score", src, "-o", out, "--scores", "SA", "--device", "cpu", "--compile", "--no-progress") == 2
     assert "cannot compile the models on cpu: no C++ compiler" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_size_limits_give_too_long_rows(tmp_path, capsys):
+    rows = load_jsonl(EXAMPLE)[:3]
+    rows[1] = {**rows[1], "steps": ["A step. " * 200]}
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "o.jsonl"
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--max-chars", "1000") == 0
+    got = load_jsonl(out)
+    assert [r["id"] for r in got] == [r["id"] for r in rows]
+    assert got[1]["faithfulness"] is None and got[1]["reasons"] == {"faithfulness": "too_long"}
+    assert isinstance(got[0]["faithfulness"], float) and isinstance(got[2]["faithfulness"], float)
+    assert "1 too_long" in capsys.readouterr().out
+    assert run("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--overwrite",
+               "--max-items", "0", "--max-chars", "0") == 0
+    assert isinstance(load_jsonl(out)[1]["faithfulness"], float)
+    assert run("score", src, "-o", out, "--no-progress", "--overwrite", "--max-items", "-1") == 2

@@ -259,3 +259,44 @@ def test_autocast_fp16_keeps_every_score_within_1e3_of_fp32(lite_scorer):
     assert np.nanmax(diff) < 1e-3
     assert np.nanmax(diff) > 0  # the products really ran in fp16
     assert "|dtype:autocast-fp16|" in str(amp.signature(names))
+
+
+def test_chains_over_the_size_limits_are_nan_too_long_and_cost_no_model_work(lite_scorer, base):
+    from roscoe import Scorer
+    from roscoe.chains import coerce
+
+    chains, table = base
+    limited = Scorer(models=lite_scorer.models, max_items=5, max_chars=600, cache_size=0)
+    long_steps = {"id": "many", "context": "A man sleeps.", "steps": [f"Step {k}." for k in range(6)]}
+    long_text = {"id": "wordy", "context": "A man sleeps.", "steps": ["He sleeps " + "very " * 150 + "long.", "So."]}
+    fits = [c for k, c in enumerate(chains) if not limited.too_long(coerce(c, k))]
+    assert fits and len(fits) < len(chains)  # some real GSM8K chains are over 600 characters too
+    out = limited.score([long_steps, *chains, long_text], LITE_SCORES)
+    for row in (0, len(chains) + 1, *[1 + k for k, c in enumerate(chains) if c not in fits]):
+        assert np.isnan(out.values[row]).all()
+        assert out.reasons[row] == {n: "too_long" for n in LITE_SCORES}
+    kept = [1 + k for k, c in enumerate(chains) if c in fits]
+    np.testing.assert_allclose(out.values[kept], table.values[[k - 1 for k in kept]], atol=1e-6, equal_nan=True)
+    assert limited.timings.get("lm", 0) > 0
+    texts = sum(m.stats.texts for m in lite_scorer.models._loaded.values())
+    alone = Scorer(models=lite_scorer.models, max_items=5, max_chars=600, cache_size=0)
+    alone.score([long_steps, long_text], LITE_SCORES)
+    assert sum(m.stats.texts for m in lite_scorer.models._loaded.values()) == texts  # no model ran
+    # no limit: the six-step chain is scored
+    free = Scorer(models=lite_scorer.models, max_items=None, max_chars=None)
+    assert not np.isnan(free.score([long_steps], ["faithfulness"]).values).any()
+
+
+def test_blocks_are_cut_by_nli_pairs_as_well_as_chains():
+    from roscoe import Chain, Scorer
+    from roscoe.scorer import BLOCK_PAIRS
+
+    s = Scorer("lite", block_size=4)  # models load lazily: none is loaded here
+    n = 600  # 600 steps and 1 context sentence: 600 * 601 = 360,600 pairs, so two fit in 1,000,000
+    assert 2 * n * (n + 1) <= BLOCK_PAIRS < 3 * n * (n + 1)
+    big = [Chain(f"b{k}", [f"s{j}." for j in range(n)], ["c."]) for k in range(5)]
+    small = [Chain(f"s{k}", ["a.", "b."], ["c."]) for k in range(6)]
+    over = Chain("over", [f"x{j}." for j in range(2000)], ["c."])  # over max_items: counts for nothing
+    sizes = [[c.id for c in b] for b in s.blocks(big + [over] + small)]
+    assert sizes == [["b0", "b1"], ["b2", "b3"], ["b4", "over", "s0", "s1"], ["s2", "s3", "s4", "s5"]]
+    assert not s.models._loaded
