@@ -31,7 +31,8 @@ def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
                                          source=src, line=lineno)
                 continue
             try:
-                text = raw.decode("utf-8")
+                # a byte-order mark that Windows tools put at the start of a file is not data
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
                 yield lineno, InputError(f"not UTF-8 (byte {err.start})", source=src, line=lineno)
                 continue

@@ -91,6 +91,16 @@ def test_read_chains_reports_every_bad_line(tmp_path):
     assert bad.chain_id == "w"  # known id: a skipped line can still get its row
 
 
+def test_byte_order_mark_on_the_first_line_and_error_columns(tmp_path):
+    p = tmp_path / "in.jsonl"
+    row = json.dumps({"id": 1, "context": "c", "steps": ["x"]}).encode()
+    p.write_bytes(b"\xef\xbb\xbf" + row + b"\r\n" + b'{"id": 2, "context": "c"\r\n' + b"\xef\xbb\xbf" + row + b"\n")
+    items = list(io.read_chains(p))
+    assert isinstance(items[0][1], Chain) and items[0][1].id == 1  # a BOM at the start of the file is not data
+    assert str(items[1][1]).endswith("malformed JSON: Expecting ',' delimiter at column 25")  # on its own line
+    assert "Unexpected UTF-8 BOM" in str(items[2][1])  # mid-file it is, and is reported
+
+
 def test_huge_line_is_an_error_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "MAX_LINE_BYTES", 100)
     p = tmp_path / "in.jsonl"
