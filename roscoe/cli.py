@@ -306,6 +306,9 @@ def cmd_score(args) -> int:
     done: set[str] = set()
     previous = None
     if args.resume:
+        if io.drop_torn_row(out):
+            print(f"warning: the last row of {out} was cut off by an interrupted write; it was removed and "
+                  "its chain is scored again", file=sys.stderr)
         done = set(io.existing_ids(out))
         if io.meta_path(out).exists():
             previous = json.loads(io.meta_path(out).read_text())

@@ -99,6 +99,31 @@ def _json_safe(v):
     return v
 
 
+def drop_torn_row(path) -> bool:
+    """Cut off a last row that an interrupted write left without its line end (rows are written
+    whole and flushed per block, so only the last can be torn).  The row was never complete:
+    ``--resume`` scores its chain again.  Returns whether a row was cut."""
+    path = Path(path)
+    target = journal_path(path) if output_format(path) == "parquet" else path
+    if not target.exists() or target.stat().st_size == 0:
+        return False
+    with open(target, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return False
+        pos, keep = fh.seek(0, os.SEEK_END), 0
+        while pos > 0:  # back to the last line end, a block at a time
+            start = max(0, pos - (1 << 16))
+            fh.seek(start)
+            cut = fh.read(pos - start).rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            pos = start
+        fh.truncate(keep)
+    return True
+
+
 def existing_ids(path) -> list[str]:
     """Ids already in an output (and its Parquet journal), as strings, in order."""
     path = Path(path)

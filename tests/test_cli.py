@@ -245,3 +245,33 @@ def test_size_limits_give_too_long_rows(tmp_path, capsys):
                "--max-items", "0", "--max-chars", "0") == 0
     assert isinstance(load_jsonl(out)[1]["faithfulness"], float)
     assert run("score", src, "-o", out, "--no-progress", "--overwrite", "--max-items", "-1") == 2
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv", "parquet"])
+def test_resume_after_a_torn_last_row(tmp_path, capsys, ext):
+    """A write cut off mid-row (the process killed) leaves a last row without its line end;
+    --resume removes it, keeps every complete row byte for byte and scores that chain again."""
+    rows = load_jsonl(EXAMPLE)[:4]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / f"o.{ext}"
+    args = ("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--block-size", "1")
+    write_jsonl(src, rows[:3])
+    if ext == "parquet":  # rows of an unfinished Parquet run are in its journal
+        assert run(*args, "--output", tmp_path / "o.jsonl") == 0
+        torn_file = io.journal_path(out)
+        torn_file.write_bytes((tmp_path / "o.jsonl").read_bytes())
+        io.write_meta(out, json.loads(io.meta_path(tmp_path / "o.jsonl").read_text()))
+    else:
+        assert run(*args) == 0
+        torn_file = out
+    whole = torn_file.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    torn_file.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])
+    write_jsonl(src, rows)
+    assert run(*args, "--resume") == 0
+    assert "cut off by an interrupted write" in capsys.readouterr().err
+    if ext != "parquet":
+        assert out.read_bytes().startswith(b"".join(lines[:-1]))
+    ids, values, _ = io.read_scores(out, ["faithfulness"])
+    assert [str(i) for i in ids] == [str(r["id"]) for r in rows]
+    assert not np.isnan(values).any()
