@@ -244,6 +244,9 @@ def _check_output(args, io) -> None:
     io.output_format(out)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    written = (out, io.journal_path(out), io.meta_path(out))
+    if any(p.resolve() == Path(args.input).resolve() for p in written):
+        raise UsageError(f"{out} would overwrite the input {args.input}; write the scores to another file")
     exists = out.exists() or io.journal_path(out).exists()
     if exists and not (args.resume or args.overwrite):
         raise UsageError(f"{out} exists; pass --resume to append the missing rows or --overwrite to replace it")

@@ -275,3 +275,13 @@ def test_resume_after_a_torn_last_row(tmp_path, capsys, ext):
     ids, values, _ = io.read_scores(out, ["faithfulness"])
     assert [str(i) for i in ids] == [str(r["id"]) for r in rows]
     assert not np.isnan(values).any()
+
+
+def test_output_never_replaces_the_input(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", load_jsonl(EXAMPLE)[:2])
+    before = src.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(src)
+    for argv in (("-o", src, "--overwrite"), ("-o", tmp_path / "link.jsonl", "--resume")):
+        assert run("score", src, *argv, "--scores", "faithfulness", "--no-progress") == 2
+        assert "would overwrite the input" in capsys.readouterr().err
+    assert src.read_bytes() == before
