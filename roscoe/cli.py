@@ -23,7 +23,7 @@ DTYPES = ["auto", "fp32", "bf16", "fp16", "autocast-fp16", "autocast-bf16"]
 def _score_parser(sub):
     p = sub.add_parser("score", help="score a JSONL file of chains",
                        description="Score every chain of a JSONL file; one output row per chain.")
-    p.add_argument("input", help="JSONL input, one chain per line")
+    p.add_argument("input", help="JSONL input, one chain per line (- reads standard input)")
     p.add_argument("-o", "--output", required=True, help="output file: .jsonl, .csv or .parquet")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "roscoe-human", "roscoe-human-esnli",
                                                           "roscoe-human-gsm8k", "roscoe-synthetic"],
@@ -245,7 +245,7 @@ def _check_output(args, io) -> None:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     written = (out, io.journal_path(out), io.meta_path(out))
-    if any(p.resolve() == Path(args.input).resolve() for p in written):
+    if args.input != "-" and any(p.resolve() == Path(args.input).resolve() for p in written):
         raise UsageError(f"{out} would overwrite the input {args.input}; write the scores to another file")
     exists = out.exists() or io.journal_path(out).exists()
     if exists and not (args.resume or args.overwrite):
@@ -255,10 +255,24 @@ def _check_output(args, io) -> None:
 
 
 def cmd_score(args) -> int:
+    if args.input != "-":
+        if not Path(args.input).is_file():
+            raise UsageError(f"{args.input}: no such file")
+        return _score(args, args.input, args.input)
+    # standard input is read twice (validated, then scored), so it is kept in a file first
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="roscoe-stdin-") as tmp:
+        copy = Path(tmp) / "stdin.jsonl"
+        with open(copy, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh)
+        return _score(args, copy, "<stdin>")
+
+
+def _score(args, path, name: str) -> int:
     from . import io
 
-    if not Path(args.input).is_file():
-        raise UsageError(f"{args.input}: no such file")
     names = registry.resolve(args.scores)
     fields = FieldMap(args.id_field, args.context_field, args.steps_field, args.reference_field)
     split = {"context": args.context_splitter, "steps": args.steps_splitter, "reference": args.reference_splitter}
@@ -270,7 +284,7 @@ def cmd_score(args) -> int:
     if args.max_items < 0 or args.max_chars < 0:
         raise UsageError("--max-items and --max-chars take a count, or 0 for no limit")
     _check_output(args, io)
-    read = lambda: io.read_chains(args.input, fmt=args.format, fields=fields, split=split, keep_fields=keep)
+    read = lambda: io.read_chains(path, fmt=args.format, fields=fields, split=split, keep_fields=keep, name=name)
 
     # Validation pass: bad input is reported before any model loads or any row is written.
     errors: list[InputError] = []
@@ -326,7 +340,7 @@ def cmd_score(args) -> int:
     columns = ["id", *keep, *names, "reasons"] + (["details"] if args.details else [])
     meta = {
         "roscoe_version": __version__, "signature": str(signature), "scores": list(names),
-        "input": str(args.input), "format": args.format, "fields": fields.__dict__, "split": split,
+        "input": name, "format": args.format, "fields": fields.__dict__, "split": split,
         "preset": args.preset, "mode": args.mode, "status": "running", "columns": columns,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input_errors": [e.as_dict() for e in errors],

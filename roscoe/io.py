@@ -21,9 +21,10 @@ MAX_LINE_BYTES = 16 * 2**20
 FORMATS = ("jsonl", *PROFILES)
 
 
-def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
-    """Yield (line number, parsed JSON or InputError) for every non-blank line."""
-    src = str(path)
+def read_lines(path: str | os.PathLike, *, name: str | None = None) -> Iterator[tuple[int, object]]:
+    """Yield (line number, parsed JSON or InputError) for every non-blank line; errors name the
+    file as ``name`` (default: the path)."""
+    src = name or str(path)
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if len(raw) > MAX_LINE_BYTES:
@@ -44,11 +45,12 @@ def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
                 yield lineno, InputError(f"malformed JSON: {err.msg} at column {err.colno}", source=src, line=lineno)
 
 
-def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields=()) -> Iterator[tuple[int, Chain | InputError]]:
+def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields=(),
+                name: str | None = None) -> Iterator[tuple[int, Chain | InputError]]:
     """Yield (line number, Chain or InputError); duplicate ids are errors on the later line."""
-    src = str(path)
+    src = name or str(path)
     seen: dict[str, int] = {}
-    for lineno, rec in read_lines(path):
+    for lineno, rec in read_lines(path, name=src):
         if isinstance(rec, InputError):
             yield lineno, rec
             continue

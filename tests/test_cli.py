@@ -285,3 +285,20 @@ def test_output_never_replaces_the_input(tmp_path, capsys):
         assert run("score", src, *argv, "--scores", "faithfulness", "--no-progress") == 2
         assert "would overwrite the input" in capsys.readouterr().err
     assert src.read_bytes() == before
+
+
+def test_input_from_standard_input(tmp_path, monkeypatch, capsys):
+    import io as pyio
+
+    rows = load_jsonl(EXAMPLE)[:3]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    out = tmp_path / "o.jsonl"
+    monkeypatch.setattr(sys, "stdin", pyio.TextIOWrapper(pyio.BytesIO(data + b"{bad\n")))
+    assert run("score", "-", "-o", out, "--scores", "faithfulness", "--no-progress") == 2
+    assert "<stdin>:4: malformed JSON" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", pyio.TextIOWrapper(pyio.BytesIO(data)))
+    assert run("score", "-", "-o", out, "--scores", "faithfulness", "--no-progress") == 0
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    assert run("score", src, "-o", tmp_path / "f.jsonl", "--scores", "faithfulness", "--no-progress") == 0
+    assert load_jsonl(out) == load_jsonl(tmp_path / "f.jsonl")
+    assert json.loads(io.meta_path(out).read_text())["input"] == "<stdin>"
