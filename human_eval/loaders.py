@@ -239,27 +239,46 @@ def load_eobqa(path) -> LabelledSet:
 # ---------------------------------------------------------------------------- generic
 
 
+def _label_rows(path: Path) -> list[tuple[int, dict]]:
+    """(line number, row) of a CSV (header on line 1) or JSONL label file; a bad line is an
+    error naming the file and line."""
+    if path.suffix.lower() == ".csv":
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                reader = csv.DictReader(fh)
+                return [(reader.line_num, r) for r in reader]
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 (byte {err.start})") from None
+    from roscoe.io import read_lines
+
+    rows = []
+    for line, rec in read_lines(path):
+        if isinstance(rec, Exception):
+            raise rec
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{line}: expected a JSON object, got {type(rec).__name__}")
+        rows.append((line, rec))
+    return rows
+
+
 def load_labels(path, *, on: str = "id", columns=None) -> tuple[list, dict[str, np.ndarray]]:
     """Ids and label columns from a JSONL or CSV file.  Values: numbers, or yes/no (yes = an
     error = 0.0).  ``columns`` defaults to every column but ``on``."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    else:
-        rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    rows = _label_rows(path)
     if not rows:
         raise ValueError(f"{path}: no rows")
-    if any(on not in r for r in rows):
-        raise ValueError(f"{path}: some rows have no {on!r} field")
-    columns = list(columns or [k for k in rows[0] if k != on])
+    for line, r in rows:
+        if r.get(on) in (None, ""):
+            raise ValueError(f"{path}:{line}: field {on!r}: missing")
+    columns = list(columns or [k for k in rows[0][1] if k != on])
     labels = {}
     for c in columns:
         vals = []
-        for line, r in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
+        for line, r in rows:
             try:
                 vals.append(yes_no(r.get(c)))
             except (TypeError, ValueError):
                 raise ValueError(f"{path}:{line}: field {c!r}: {r.get(c)!r} is not a number or yes/no") from None
         labels[c] = np.array(vals, dtype=float)
-    return [r[on] for r in rows], labels
+    return [r[on] for _, r in rows], labels

@@ -155,6 +155,19 @@ def test_generic_label_loader(tmp_path):
     bad.write_text(json.dumps({"id": 1, "q": "maybe"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'q'"):
         loaders.load_labels(bad)
+    # every bad line is named by its line number, blank lines counted
+    for text, where in (('{"id": 1, "q": 1}\n\n{"q": 2}\n', r"bad.jsonl:3: field 'id': missing"),
+                        ('{"id": 1, "q": 1}\n\n{"id": 2, "q"\n', r"bad.jsonl:3: malformed JSON"),
+                        ('{"id": 1, "q": 1}\n7\n', r"bad.jsonl:2: expected a JSON object, got int")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=where):
+            loaders.load_labels(bad)
+    (tmp_path / "bad.csv").write_bytes(b"id,q\na,1\n\xff,2\n")
+    with pytest.raises(ValueError, match=r"bad.csv: not UTF-8"):
+        loaders.load_labels(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text('id,q\na,1\n"two\nlines",x\n')
+    with pytest.raises(ValueError, match=r"bad.csv:4: field 'q': 'x'"):  # the line the row ends on
+        loaders.load_labels(tmp_path / "bad.csv")
 
 
 # ------------------------------------------------------------------ tables
