@@ -342,6 +342,7 @@ def _score(args, path, name: str) -> int:
         "roscoe_version": __version__, "signature": str(signature), "scores": list(names),
         "input": name, "format": args.format, "fields": fields.__dict__, "split": split,
         "preset": args.preset, "mode": args.mode, "status": "running", "columns": columns,
+        "limits": {"max_items": scorer.max_items, "max_chars": scorer.max_chars},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input_errors": [e.as_dict() for e in errors],
         "previous_rows": len(done),
