@@ -293,6 +293,21 @@ def test_lm_special_token_text_stays_text(gpt2_dir):
     assert ids[0] == lm.bos_id and lm.bos_id not in ids[1:]
 
 
+def test_encoder_special_token_text_stays_text(tmp_path, bert_dir):
+    """A literal "[SEP]" in user text neither splits an NLI pair into more segments nor becomes
+    a token the token pass drops: it is tokenized as the characters it is."""
+    nli = NLIClassifier(_src(_classifier_dir(tmp_path, "nli", {0: "entailment", 1: "neutral", 2: "contradiction"})))
+    sep, cls = nli.tokenizer.sep_token_id, nli.tokenizer.cls_token_id
+    enc = nli.tokenize([("A man [SEP] sleeps [CLS].", "He is [SEP] awake.")])
+    ids = enc["input_ids"][0]
+    assert ids.count(sep) == 2 and ids.count(cls) == 1  # the pair template's own, no more
+    assert sum(enc["token_type_ids"][0]) == len(ids) - ids.index(sep) - 1  # segment B starts after the first
+    tok = TokenEmbedder(_src(bert_dir))
+    [vectors] = tok.encode(["a [SEP] b"], drop="special")
+    plain = tok.tokenizer("a [SEP] b", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert vectors.shape[0] == len(plain) == 5  # a [ sep ] b
+
+
 def test_lm_bos_fallbacks(tmp_path):
     d = tmp_path / "no-bos"
     d.mkdir()

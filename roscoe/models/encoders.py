@@ -168,7 +168,10 @@ class _Encoder:
         return int(min(limit, positional))
 
     def _tokenize(self, texts, pair=None) -> dict[str, list]:
-        kw = dict(truncation=True if pair is None else "longest_first", max_length=self.max_length)
+        # split_special_tokens: a literal "[SEP]" or "</s>" in user text stays plain text, so an
+        # input cannot add a segment boundary to an NLI pair or a token the token pass drops
+        kw = dict(truncation=True if pair is None else "longest_first", max_length=self.max_length,
+                  split_special_tokens=True)
         enc = self.tokenizer(texts, pair, **kw) if pair is not None else self.tokenizer(texts, **kw)
         return {k: enc[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc}
 
