@@ -139,15 +139,17 @@ def _mr_ben_steps(raw) -> tuple[list[str], bool]:
     return [x for x in steps if x], False
 
 
-def _mr_ben_first_error(s: dict, steps: list[str], code: bool) -> int | None | float:
-    """0-based index of the first wrong step; None for a solution judged to have none; NaN where
-    the annotation names a step this chain does not have (its step labels are then unknown)."""
+def _mr_ben_step_labels(s: dict, steps: list[str], code: bool) -> list[float]:
+    """The steps' labels from the first wrong step: all 1.0 for a solution judged to have none;
+    all NaN (unknown) where the annotation names a step this chain does not have."""
     fe = str(s.get("Model_Solution_First_Error_Step") or "").strip()
     if fe.upper() == "N/A" or (not fe and s["Model_Solution_Correctness"].strip().lower() == "correct"):
-        return None
+        return _first_error_rows(len(steps), None)
     if code:  # the first line with that text: a repeated line ('else:') is ambiguous, 9 of 238
-        return steps.index(fe) if fe in steps else NAN
-    return int(fe) - 1 if fe.isdigit() and 0 < int(fe) <= len(steps) else NAN
+        first = steps.index(fe) if fe in steps else None
+    else:
+        first = int(fe) - 1 if fe.isdigit() and 0 < int(fe) <= len(steps) else None
+    return [NAN] * len(steps) if first is None else _first_error_rows(len(steps), first)
 
 
 def load_mr_ben(path) -> LabelledSet:
@@ -163,8 +165,7 @@ def load_mr_ben(path) -> LabelledSet:
             ctx = s["Question"] + (f"\n{s['Options']}" if s.get("Options") else "")
             chains.append({"id": f"{qid}#{k}", "context": ctx, "steps": steps, "model": s.get("Sampled_Model")})
             correct.append(1.0 if s["Model_Solution_Correctness"].strip().lower() == "correct" else 0.0)
-            first = _mr_ben_first_error(s, steps, code)
-            step_ok.append([NAN] * len(steps) if isinstance(first, float) else _first_error_rows(len(steps), first))
+            step_ok.append(_mr_ben_step_labels(s, steps, code))
     labels = {"CORRECT": np.array(correct), "NO_ERROR_STEP": _any(step_ok)}
     return LabelledSet(f"mr-ben-{Path(path).stem}", chains, labels, {"STEP_OK": step_ok},
                        {"CORRECT": "binary", "NO_ERROR_STEP": "binary"})
