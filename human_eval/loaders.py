@@ -117,6 +117,7 @@ def load_roscoe_human(path) -> LabelledSet:
 # ---------------------------------------------------------------------------- MR-BEN
 
 _STEP_PREFIX = re.compile(r"^\s*Step\s*\d+\s*[:.)-]\s*", re.IGNORECASE)
+_MR_BEN_NO_ERROR = "n/a"  # MR-BEN's first-error-step marker for a solution without one (any case)
 
 
 def _first_error_rows(n_steps: int, first_error: int | None) -> list[float]:
@@ -143,7 +144,7 @@ def _mr_ben_step_labels(s: dict, steps: list[str], code: bool) -> list[float]:
     """The steps' labels from the first wrong step: all 1.0 for a solution judged to have none;
     all NaN (unknown) where the annotation names a step this chain does not have."""
     fe = str(s.get("Model_Solution_First_Error_Step") or "").strip()
-    if fe.upper() == "N/A" or (not fe and s["Model_Solution_Correctness"].strip().lower() == "correct"):
+    if fe.lower() == _MR_BEN_NO_ERROR or (not fe and s["Model_Solution_Correctness"].strip().lower() == "correct"):
         return _first_error_rows(len(steps), None)
     if code:  # the first line with that text: a repeated line ('else:') is ambiguous, 9 of 238
         first = steps.index(fe) if fe in steps else None
