@@ -253,23 +253,24 @@ def test_resume_after_a_torn_last_row(tmp_path, capsys, ext):
     """A write cut off mid-row (the process killed) leaves a last row without its line end;
     --resume removes it, keeps every complete row byte for byte and scores that chain again."""
     rows = load_jsonl(EXAMPLE)[:4]
-    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    src = write_jsonl(tmp_path / "in.jsonl", rows[:3])
     out = tmp_path / f"o.{ext}"
-    args = ("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--block-size", "1")
-    write_jsonl(src, rows[:3])
-    if ext == "parquet":  # rows of an unfinished Parquet run are in its journal
-        assert run(*args, "--output", tmp_path / "o.jsonl") == 0
+
+    def score(dst, *extra):
+        return run("score", src, "-o", dst, "--scores", "faithfulness", "--no-progress", "--block-size", "1", *extra)
+
+    if ext == "parquet":  # an unfinished Parquet run's rows are in its journal: make one from a JSONL run
+        assert score(tmp_path / "first.jsonl") == 0
         torn_file = io.journal_path(out)
-        torn_file.write_bytes((tmp_path / "o.jsonl").read_bytes())
-        io.write_meta(out, json.loads(io.meta_path(tmp_path / "o.jsonl").read_text()))
+        torn_file.write_bytes((tmp_path / "first.jsonl").read_bytes())
+        io.write_meta(out, json.loads(io.meta_path(tmp_path / "first.jsonl").read_text()))
     else:
-        assert run(*args) == 0
+        assert score(out) == 0
         torn_file = out
-    whole = torn_file.read_bytes()
-    lines = whole.splitlines(keepends=True)
+    lines = torn_file.read_bytes().splitlines(keepends=True)
     torn_file.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])
     write_jsonl(src, rows)
-    assert run(*args, "--resume") == 0
+    assert score(out, "--resume") == 0
     assert "cut off by an interrupted write" in capsys.readouterr().err
     if ext != "parquet":
         assert out.read_bytes().startswith(b"".join(lines[:-1]))
