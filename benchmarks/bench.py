@@ -46,21 +46,53 @@ GPU_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "
 # ---------------------------------------------------------------------------- inputs
 
 
+def _gsm8k_solutions() -> list[dict]:
+    """The GSM8K model solutions (four models per question) against the gold solution, each
+    distinct (question, solution) once."""
+    base, seen = [], set()
+    for i, line in enumerate(open(SHARED / "dev/sources/gsm8k/example_model_solutions.jsonl")):
+        r = json.loads(line)
+        for key in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
+            sol = (r.get(key) or {}).get("solution")
+            if sol and (r["question"], sol) not in seen:
+                seen.add((r["question"], sol))
+                base.append({"id": f"{i}-{key}", "context": r["question"], "steps": sol,
+                             "reference": r["ground_truth"]})
+    return base
+
+
+def _with_math_perturbations(base: list[dict], seed: int) -> list[dict]:
+    """Each chain followed by its RandomNumber and RandomOperation perturbations (one number,
+    one operator per step replaced: the diagnostic sets' math perturbations), so N distinct
+    chains run past the solutions rather than repeating them; a repeat would be deduplicated by
+    the batched path and not by the naive one."""
+    from perturbations.arithmetic import RandomNumber, RandomOperation
+    from perturbations.base import GoldChain, NotApplicable, SplitContext, rng_for
+
+    out, seen = [], set()
+    for c in base:
+        gold = GoldChain(c["id"], c["context"], tuple(c["steps"].split("\n")))
+        out.append(c)
+        for p in (RandomNumber(), RandomOperation()):
+            got = p(gold, SplitContext(), rng_for(seed, p.name, c["id"]))
+            if isinstance(got, NotApplicable):
+                continue
+            steps = "\n".join(got.steps)
+            if (c["context"], steps) not in seen:
+                seen.add((c["context"], steps))
+                out.append(dict(c, id=f"{c['id']}-{p.name}", steps=steps))
+    return out
+
+
 def load_chains(source: str, n: int, seed: int = 0) -> list[dict]:
     if source == "gsm8k-human":
         rows = [json.loads(line) for line in open(SHARED / "dev/human/roscoe_human/roscoe_human_gsm8k.jsonl")]
         base = [{"id": r["id"], "context": r["question"], "steps": r["steps"], "reference": r["reference_solution"]}
                 for r in rows]
     elif source == "gsm8k-solutions":
-        # GSM8K model solutions (4 models per question) against the gold solution
-        base = []
-        for i, line in enumerate(open(SHARED / "dev/sources/gsm8k/example_model_solutions.jsonl")):
-            r = json.loads(line)
-            for key in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
-                sol = (r.get(key) or {}).get("solution")
-                if sol:
-                    base.append({"id": f"{i}-{key}", "context": r["question"], "steps": sol,
-                                 "reference": r["ground_truth"]})
+        base = _gsm8k_solutions()
+    elif source == "gsm8k-perturbed":
+        base = _with_math_perturbations(_gsm8k_solutions(), seed)
     else:
         raise SystemExit(f"unknown source {source!r}")
     if n <= len(base):
@@ -73,6 +105,8 @@ def load_chains(source: str, n: int, seed: int = 0) -> list[dict]:
 
 
 def cpu_gemm_peak(dtype=torch.float32, size=2048, reps=5) -> float:
+    if dtype == torch.float16:  # CPUs without fp16 arithmetic emulate it: 2048^3 would take minutes
+        size, reps = 512, 2
     a = torch.randn(size, size, dtype=dtype)
     b = torch.randn(size, size, dtype=dtype)
     a @ b
@@ -111,17 +145,20 @@ def model_flops(model, stats) -> float:
 # ---------------------------------------------------------------------------- random paper-size models
 
 
-def build_random_parlai(root: Path, tiny: bool = False) -> dict:
-    """The parlai preset's architectures from configs, random weights, a BERT tokenizer.
-    ``tiny``: the same architectures one layer deep and 64 wide, so the models cost next to
-    nothing and what is left is the host's share (planning, tokenizing, batching, formulas)."""
+def build_random_parlai(root: Path, tiny: bool = False, tokenizer: Path | None = None) -> dict:
+    """The parlai preset's architectures from configs, random weights, a BERT tokenizer (the
+    lite MiniLM's unless ``tokenizer`` names a folder holding one).  ``tiny``: the same
+    architectures one layer deep and 64 wide, so the models cost next to nothing and what is
+    left is the host's share (planning, tokenizing, batching, formulas)."""
     import shutil
 
     import transformers
 
-    from roscoe.models import lite
+    if tokenizer is None:
+        from roscoe.models import lite
 
-    tok_src = lite.minilm().path
+        tokenizer = lite.minilm().path
+    tok_src = Path(tokenizer)
     torch.manual_seed(0)
 
     def save(name, build):
@@ -172,7 +209,7 @@ def make_scorer(args, *, dtype, root: Path | None, compile=False):
 
         from roscoe.models import ModelSet, SlotSpec, get_preset
 
-        paths = build_random_parlai(root, tiny=args.preset == "parlai-tiny")
+        paths = build_random_parlai(root, tiny=args.preset == "parlai-tiny", tokenizer=args.tokenizer)
         base = get_preset("parlai")
         slots = {s: SlotSpec(paths[s], {**base.slots[s].options}) for s in paths}
         slots["grammar"].options["preset_index"] = 0
@@ -252,7 +289,7 @@ def benchmark(args) -> dict:
         torch.set_num_threads(args.threads)
     names = registry.resolve(args.scores)
     chains = load_chains(args.source, args.n, args.seed)
-    root = Path(tempfile.mkdtemp(prefix="roscoe-bench-"))
+    root = args.models_dir or Path(tempfile.mkdtemp(prefix="roscoe-bench-"))
     scorer = make_scorer(args, dtype=args.dtype, root=root, compile=args.compile)
     table, wall, warm = run_batched(scorer, chains, names, args.profile)
     dtype = scorer.models.autocast or scorer.models.dtype  # what the matrix products run in
@@ -326,7 +363,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="lite",
                     help="lite, parlai, paper, parlai-random, or parlai-tiny (the host's share alone)")
-    ap.add_argument("--source", default="gsm8k-human", choices=["gsm8k-human", "gsm8k-solutions"])
+    ap.add_argument("--source", default="gsm8k-human", choices=["gsm8k-human", "gsm8k-solutions", "gsm8k-perturbed"],
+                    help="gsm8k-human: the 200 ROSCOE human GSM8K chains; gsm8k-solutions: the 5,268 distinct GSM8K "
+                         "model solutions; gsm8k-perturbed: each solution then its RandomNumber and "
+                         "RandomOperation perturbations (15,797 distinct chains); past its size a source is sampled with replacement")
+    ap.add_argument("--tokenizer", type=Path, default=None,
+                    help="folder with a BERT tokenizer for the random models (default: the lite MiniLM's)")
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="build the random models here, or reuse those already built there (default: a new temp dir)")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--scores", default="reference-free")
     ap.add_argument("--mode", default="paper")

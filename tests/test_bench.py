@@ -2,6 +2,9 @@
 it promises; its timings are printed, never asserted."""
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 from roscoe.models.encoders import compile_unavailable
 
@@ -34,3 +37,35 @@ def test_benchmark_reports_stages_baseline_and_signature(tmp_path, capsys):
     assert base["max_abs_diff"] < 1e-5  # fp32 both ways: the batched engine (compiled or not) changes no score
     assert len(base["max_abs_diff_per_score"]) == 13
     assert res["signature"].startswith("roscoe:") and "preset:parlai-tiny" in res["signature"]
+
+
+def test_gpu_check_script_needs_nothing_beyond_the_device_image(tmp_path):
+    """`gpu_check.sh prepare` packs what the GPU image lacks; the check then runs under a stand-in
+    of that image (tests/device_image: the lite weight packages cannot be imported, punkt only
+    from the carried zip), on the CPU with the tiny architectures."""
+    carry, out = tmp_path / "carry", tmp_path / "out"
+    env = {**os.environ, "GPU_CHECK_CARRY": str(carry), "PYTHON": sys.executable}
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    subprocess.run(["bash", script, "prepare"], env=env, check=True, capture_output=True)
+    assert sum(f.stat().st_size for f in carry.rglob("*") if f.is_file()) < 16 * 2 ** 20  # the tool carries 64 MiB
+    env.update(PYTHONPATH=str(ROOT / "tests" / "device_image"), OUT=str(out), GPU_CHECK_DEVICE="cpu",
+               GPU_CHECK_PRESET="parlai-tiny", GPU_CHECK_RUNS="fp32:12:4 no-such-dtype:4:2")
+    res = subprocess.run(["bash", script], env=env, capture_output=True, text=True)
+    assert res.returncode == 1, res.stdout + res.stderr  # the second run fails, and the call says so
+    assert "punkt.zip/punkt/__init__.py" in (out / "env.txt").read_text()
+    run = json.loads((out / "parlai-tiny-fp32.json").read_text())
+    assert run["chains"] == 12 and run["source"] == "gsm8k-perturbed"
+    assert run["baseline"]["max_abs_diff"] < 1e-5 and run["baseline"]["nan_pattern_equal"]
+    summary = (out / "summary.txt").read_text()
+    assert "FAILED parlai-tiny no-such-dtype: exit 1" in summary
+    assert f"parlai-tiny-fp32: 12 chains in {run['wall_s']} s" in summary and summary in res.stdout
+
+
+def test_perturbed_source_holds_distinct_chains():
+    bench = _bench()
+    chains = bench.load_chains("gsm8k-perturbed", 10_000)
+    assert len({(c["context"], c["steps"]) for c in chains}) == 10_000  # nothing for the batched path to dedupe
+    solution, perturbed = chains[0], chains[1]
+    assert perturbed["id"] == solution["id"] + "-RandomNumber" and perturbed["context"] == solution["context"]
+    old, new = solution["steps"].split("\n"), perturbed["steps"].split("\n")
+    assert len(old) == len(new) and all(a != b for a, b in zip(old, new) if any(ch.isdigit() for ch in a))
