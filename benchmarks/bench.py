@@ -271,6 +271,7 @@ def run_naive(scorer, chains, names):
     for slot, model in scorer.models._loaded.items():
         if slot == "lm":
             model.share_prefixes = False
+            model.feed_last_token = True
             model.head_rows = lm.HEAD_CHUNK  # the whole batch's logits at once, as the reference does
         else:
             full_relative_attention(model.model)

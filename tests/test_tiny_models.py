@@ -244,6 +244,14 @@ def test_lm_nll_matches_manual_and_batching(gpt2_dir):
     sums3, counts3 = lm.nll(TEXTS)
     assert torch.equal(counts, counts3)
     assert torch.allclose(sums, sums3, rtol=1e-5)
+    lm.stats.__init__()
+    sums_e, counts_e = lm.nll(["", TEXTS[0]])  # an empty text is a lone BOS: nothing to predict, nothing run
+    assert counts_e.tolist() == [0, int(counts[0])] and float(sums_e[0]) == 0.0
+    assert lm.stats.tokens == int(counts[0])  # the last token is a target only, never fed in
+    lm.feed_last_token = True  # the reference's way: the same NLL
+    sums_f, counts_f = lm.nll(TEXTS)
+    assert torch.equal(counts, counts_f)
+    assert torch.allclose(sums, sums_f, rtol=1e-5)
 
 
 def test_lm_head_chunk_by_hand():
@@ -278,7 +286,8 @@ def test_lm_prefix_texts_are_read_off_the_longer_pass(gpt2_dir):
     lm.head_rows = 2  # the running totals must carry across output-layer chunks
     shared_s, shared_n = lm.nll(texts)
     assert lm.stats.shared >= 1
-    assert lm.stats.tokens == sum(len(x) for i, x in enumerate(ids) if i != 0)
+    # the first step runs inside the chain; no text's last token is fed in (it is only a target)
+    assert lm.stats.tokens == sum(len(x) - 1 for i, x in enumerate(ids) if i != 0)
     lm.share_prefixes = False
     alone_s, alone_n = lm.nll(texts)
     assert torch.equal(shared_n, alone_n)

@@ -66,6 +66,7 @@ class CausalLM:
             1024))
         self.stats = PassStats()
         self.share_prefixes = True  # False: every text gets its own pass (the reference's way)
+        self.feed_last_token = False  # True: the last token is fed in too (the reference's way)
         self.head_rows = head_chunk(self.device, self.model.get_output_embeddings().weight.shape[0])
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
@@ -96,21 +97,27 @@ class CausalLM:
         guests: dict[int, list[int]] = {}
         for g, h in host_of.items():
             guests.setdefault(h, []).append(g)
-        run = [i for i in short if i not in host_of]
+        # A text's last token is a target and no position reads it (causal attention), so it is
+        # never fed in: each text runs len - 1 positions, and a lone BOS none.
+        fed = [len(s) - (0 if self.feed_last_token else 1) for s in seqs]
+        run = [i for i in short if i not in host_of and len(seqs[i]) > 1]
         self.stats.shared += len(host_of)
-        self.stats.tokens += sum(len(seqs[i]) for i in run + long)
+        self.stats.tokens += sum(fed[i] for i in run) + sum(len(seqs[i]) for i in long)
 
         cuda = self.device.type == "cuda"
 
         def collate(idx):
-            rows = torch.tensor([len(seqs[i]) for i in idx])
-            filled = torch.arange(int(rows.max()))[None, :] < rows[:, None]  # row-major, as the ids are chained
+            rows = torch.tensor([fed[i] for i in idx])
+            columns = torch.arange(int(rows.max()))[None, :]
+            filled = columns < rows[:, None]  # row-major, as the ids are chained
             ids = torch.zeros(filled.shape, dtype=torch.long)
-            ids[filled] = torch.from_numpy(np.fromiter(chain.from_iterable(seqs[i] for i in idx), np.int64,
+            ids[filled] = torch.from_numpy(np.fromiter(chain.from_iterable(seqs[i][:fed[i]] for i in idx), np.int64,
                                                        int(rows.sum())))
             mask = filled.long()
             targets = torch.full_like(ids, -100)
-            targets[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            predicts = torch.tensor([len(seqs[i]) - 1 for i in idx])  # position p predicts token p + 1
+            targets[columns < predicts[:, None]] = torch.from_numpy(np.fromiter(
+                chain.from_iterable(seqs[i][1:] for i in idx), np.int64, int(predicts.sum())))
             cut = [(g, r, len(seqs[g])) for r, i in enumerate(idx) for g in guests.get(i, ())]
             cut_row = torch.tensor([r for _, r, _ in cut], dtype=torch.long)
             cut_len = torch.tensor([n for _, _, n in cut], dtype=torch.long)
@@ -128,7 +135,7 @@ class CausalLM:
                 guest_parts.append((cut_guests, partial))
             self.stats.batches += 1
 
-        run_budgeted(run, [len(s) for s in seqs], self, collate, compute, prefetch=cuda)
+        run_budgeted(run, fed, self, collate, compute, prefetch=cuda)
         if parts:
             order, s = gather_to_host([(idx, s) for idx, s, _ in parts])
             sums[order] = s
