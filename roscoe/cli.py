@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ def _score_parser(sub):
     p = sub.add_parser("score", help="score a JSONL file of chains",
                        description="Score every chain of a JSONL file; one output row per chain.")
     p.add_argument("input", help="JSONL input, one chain per line (- reads standard input)")
-    p.add_argument("-o", "--output", required=True, help="output file: .jsonl, .csv or .parquet")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .jsonl, .csv or .parquet (- writes JSONL rows to standard output, "
+                        "everything else to standard error)")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "roscoe-human", "roscoe-human-esnli",
                                                           "roscoe-human-gsm8k", "roscoe-synthetic"],
                    help="input layout: plain JSONL with mappable fields (default), or a profile that reads "
@@ -244,6 +247,10 @@ def _check_output(args, io) -> None:
     io.output_format(out)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    if args.output == io.STDOUT:
+        if args.resume:
+            raise UsageError("--resume needs an output file to read back; standard output has none")
+        return
     written = (out, io.journal_path(out), io.meta_path(out))
     if args.input != "-" and any(p.resolve() == Path(args.input).resolve() for p in written):
         raise UsageError(f"{out} would overwrite the input {args.input}; write the scores to another file")
@@ -320,6 +327,8 @@ def _score(args, path, name: str) -> int:
         return EXIT_USAGE
 
     out = Path(args.output)
+    to_stdout = args.output == io.STDOUT
+    report = sys.stderr if to_stdout else sys.stdout  # standard output holds only the rows then
     done: set[str] = set()
     previous = None
     if args.resume:
@@ -334,7 +343,7 @@ def _score(args, path, name: str) -> int:
                                  f"(signature {previous.get('signature')}, scores {previous.get('scores')}); "
                                  "resume with the same flags, or use --overwrite")
 
-    if args.overwrite:  # only now: input and models are known good, so a failed start loses nothing
+    if args.overwrite and not to_stdout:  # only now: input and models are known good, so a failed start loses nothing
         for p in (out, io.journal_path(out), io.meta_path(out)):
             p.unlink(missing_ok=True)
     columns = ["id", *keep, *names, "reasons"] + (["details"] if args.details else [])
@@ -347,8 +356,16 @@ def _score(args, path, name: str) -> int:
         "input_errors": [e.as_dict() for e in errors],
         "previous_rows": len(done),
     }
-    io.write_meta(out, meta)
+    write_meta = (lambda m: None) if to_stdout else (lambda m: io.write_meta(out, m))
+    write_meta(meta)
     writer = io.RowWriter(out, columns, append=bool(done) or args.resume)
+    collected = io.SummaryCollector(names) if to_stdout else None  # a file is summarised by reading it back
+
+    def emit(rows):
+        writer.write(rows)
+        if collected is not None:
+            for row in rows:
+                collected.add(row)
     progress = None
     if not args.no_progress and not args.quiet:
         from tqdm import tqdm
@@ -365,7 +382,7 @@ def _score(args, path, name: str) -> int:
             if isinstance(item, InputError):
                 row = _error_row(item, names, done)
                 if row is not None:
-                    writer.write([row])
+                    emit([row])
                     written += 1
                 continue
             if str(item.id) in done:
@@ -376,16 +393,24 @@ def _score(args, path, name: str) -> int:
 
     try:
         for table in scorer.score_blocks(scorer.blocks(chains()), names, details=args.details):
-            writer.write(table.records())
+            emit(table.records())
             written += len(table)
             if progress:
                 progress.update(len(table))
+    except BrokenPipeError:
+        if not to_stdout:
+            raise
+        # the reader stopped (`| head`): what it took was whole rows; no more can reach it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: standard output was closed after {written} row(s); scoring stopped", file=sys.stderr)
+        return EXIT_FAIL
     except Exception as err:  # noqa: BLE001 - any failure while scoring: keep what is written, exit 1
         writer.close(names)
         meta.update(status="failed", error=f"{type(err).__name__}: {err}", rows_written=written)
-        io.write_meta(out, meta)
-        print(f"error while scoring: {type(err).__name__}: {err}\n{written} new row(s) were written to {out}; "
-              "rerun with --resume to continue", file=sys.stderr)
+        write_meta(meta)
+        where = "standard output" if to_stdout else f"{out}; rerun with --resume to continue"
+        print(f"error while scoring: {type(err).__name__}: {err}\n{written} new row(s) were written to {where}",
+              file=sys.stderr)
         return EXIT_FAIL
     finally:
         if progress:
@@ -395,21 +420,21 @@ def _score(args, path, name: str) -> int:
 
     from .table import format_summary
 
-    summary = io.summarize_file(out, names)
+    summary = collected.summary(names) if to_stdout else io.summarize_file(out, names)
     rows_total = summary[names[0]]["n"] + summary[names[0]]["nan"]
     meta.update(status="complete", rows_written=written, rows_total=rows_total,
                 seconds=round(elapsed, 3), chains_per_second=round(written / elapsed, 3) if elapsed else None,
                 timings={k: round(v, 3) for k, v in scorer.timings.items()},
                 model_stats={slot: m.stats.as_dict() for slot, m in scorer.models._loaded.items()},
                 summary=summary)
-    io.write_meta(out, meta)
+    write_meta(meta)
     if args.quiet:
-        print(signature)
+        print(signature, file=report)
     else:
-        print(f"scored {written} chain(s) in {elapsed:.1f} s -> {out}"
+        print(f"scored {written} chain(s) in {elapsed:.1f} s -> {'standard output' if to_stdout else out}"
               + (f" ({len(done)} already there)" if done else "")
-              + (f"; {len(errors)} bad line(s) skipped" if errors else ""))
-        print(format_summary(summary, signature))
+              + (f"; {len(errors)} bad line(s) skipped" if errors else ""), file=report)
+        print(format_summary(summary, signature), file=report)
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +20,7 @@ from .profiles import PROFILES
 
 MAX_LINE_BYTES = 16 * 2**20
 FORMATS = ("jsonl", *PROFILES)
+STDOUT = "-"  # an output path meaning JSONL rows on standard output
 
 
 def read_lines(path: str | os.PathLike, *, name: str | None = None) -> Iterator[tuple[int, object]]:
@@ -80,6 +82,8 @@ def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields
 
 
 def output_format(path: str | os.PathLike) -> str:
+    if str(path) == STDOUT:
+        return "jsonl"
     suffix = Path(path).suffix.lower()
     fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
     if fmt is None:
@@ -150,13 +154,18 @@ def existing_ids(path) -> list[str]:
 
 
 class RowWriter:
-    """Appends score rows.  Columns: id, passthrough fields, scores, reasons (+ details)."""
+    """Appends score rows.  Columns: id, passthrough fields, scores, reasons (+ details).
+    ``path`` "-" writes JSONL to standard output, flushed per block."""
 
     def __init__(self, path, columns: list[str], *, append: bool):
         self.path = Path(path)
         self.fmt = output_format(path)
         self.columns = columns
         self.count = 0
+        self._stdout = str(path) == STDOUT
+        if self._stdout:
+            self._fh = sys.stdout
+            return
         target = journal_path(path) if self.fmt == "parquet" else self.path
         new_file = not (append and target.exists() and target.stat().st_size > 0)
         self._fh = open(target, "a" if append else "w", encoding="utf-8", newline="")
@@ -173,7 +182,8 @@ class RowWriter:
                 self._fh.write(json.dumps({k: _json_safe(row.get(k)) for k in self.columns if k in row},
                                           ensure_ascii=False) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if not self._stdout:  # a pipe cannot be synced
+            os.fsync(self._fh.fileno())
         self.count += len(rows)
 
     @staticmethod
@@ -185,6 +195,8 @@ class RowWriter:
         return value
 
     def close(self, score_names, metadata: dict | None = None) -> None:
+        if self._stdout:
+            return
         self._fh.close()
         if self.fmt == "parquet":
             write_parquet(self.path, journal_path(self.path), list(score_names), self.columns, metadata)
@@ -228,24 +240,38 @@ def read_scores(path, names) -> tuple[list, object, list[dict]]:
     return ids, np.array(values, dtype=float).reshape(len(ids), len(names)), reasons
 
 
-def summarize_file(path, names) -> dict:
-    """The run summary of an output file, streamed: only one float per row and score is held
+class SummaryCollector:
+    """The run summary of rows seen one at a time: only one float per row and score is held
     (8 bytes x rows x scores), never the rows themselves."""
-    from array import array
 
-    import numpy as np
+    def __init__(self, names):
+        from array import array
 
-    from .table import summarize
+        self.names = list(names)
+        self.cols = {n: array("d") for n in self.names}
+        self.counts: dict[str, dict[str, int]] = {n: {} for n in self.names}
 
-    cols = {n: array("d") for n in names}
-    counts: dict[str, dict[str, int]] = {n: {} for n in names}
-    for r in iter_rows(path):
-        why = r.get("reasons") or {}
-        for n in names:
-            cols[n].append(_number(r.get(n)))
+    def add(self, row: dict) -> None:
+        why = row.get("reasons") or {}
+        for n in self.names:
+            self.cols[n].append(_number(row.get(n)))
             if n in why:
-                counts[n][why[n]] = counts[n].get(why[n], 0) + 1
-    return summarize(names, {n: np.frombuffer(cols[n], dtype=float) for n in names}, counts)
+                self.counts[n][why[n]] = self.counts[n].get(why[n], 0) + 1
+
+    def summary(self, names) -> dict:
+        import numpy as np
+
+        from .table import summarize
+
+        return summarize(names, {n: np.frombuffer(self.cols[n], dtype=float) for n in names}, self.counts)
+
+
+def summarize_file(path, names) -> dict:
+    """The run summary of an output file, streamed (see SummaryCollector)."""
+    collector = SummaryCollector(names)
+    for r in iter_rows(path):
+        collector.add(r)
+    return collector.summary(names)
 
 
 def write_parquet(path: Path, journal: Path, score_names: list[str], columns: list[str], metadata=None) -> None:

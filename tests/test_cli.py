@@ -304,3 +304,40 @@ def test_input_from_standard_input(tmp_path, monkeypatch, capsys):
     assert run("score", src, "-o", tmp_path / "f.jsonl", "--scores", "faithfulness", "--no-progress") == 0
     assert load_jsonl(out) == load_jsonl(tmp_path / "f.jsonl")
     assert json.loads(io.meta_path(out).read_text())["input"] == "<stdin>"
+
+
+def test_scores_to_standard_output(tmp_path, capsys, monkeypatch):
+    """`-o -`: the rows a file would get, on standard output, in its order; the summary and the
+    signature on standard error; no meta file anywhere; --resume refused."""
+    monkeypatch.chdir(tmp_path)
+    rows = load_jsonl(EXAMPLE)[:3] + [{"id": "bad", "context": "A premise.", "steps": 5}]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    flags = ("--scores", "faithfulness,repetition_step", "--no-progress", "--on-error", "skip")
+    assert run("score", src, "-o", "-", *flags) == 0
+    piped = capsys.readouterr()
+    assert run("score", src, "-o", tmp_path / "f.jsonl", *flags) == 0
+    filed = capsys.readouterr()
+    assert [json.loads(line) for line in piped.out.splitlines()] == load_jsonl(tmp_path / "f.jsonl")
+    assert sorted(r["id"] for r in load_jsonl(tmp_path / "f.jsonl")) == sorted(r["id"] for r in rows)
+    assert "-> standard output" in piped.err and "signature: roscoe:" in piped.err
+    # the summary gathered while writing is the one read back from a file
+    assert piped.err.split("\n", 2)[2] == filed.out.split("\n", 1)[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jsonl", "f.jsonl.meta.json", "in.jsonl"]
+    assert run("score", src, "-o", "-", "--resume", *flags) == 2
+    assert "--resume needs an output file" in capsys.readouterr().err
+
+
+def test_closed_standard_output_stops_scoring(tmp_path):
+    """A reader that stops early (`| head -1`) gets whole rows; the run stops with exit 1 and says
+    how many rows went out, with no traceback."""
+    src = write_jsonl(tmp_path / "in.jsonl", load_jsonl(EXAMPLE)[:8])
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from roscoe.cli import main; sys.exit(main())",
+                             "score", str(src), "-o", "-", "--scores", "faithfulness", "--block-size", "1",
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait() == 1, err
+    assert json.loads(first)["id"] == load_jsonl(EXAMPLE)[0]["id"]
+    assert "standard output was closed after" in err and "Traceback" not in err
