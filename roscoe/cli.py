@@ -420,7 +420,7 @@ def _score(args, path, name: str) -> int:
 
     from .table import format_summary
 
-    summary = collected.summary(names) if to_stdout else io.summarize_file(out, names)
+    summary = collected.summary() if to_stdout else io.summarize_file(out, names)
     rows_total = summary[names[0]]["n"] + summary[names[0]]["nan"]
     meta.update(status="complete", rows_written=written, rows_total=rows_total,
                 seconds=round(elapsed, 3), chains_per_second=round(written / elapsed, 3) if elapsed else None,

@@ -258,12 +258,12 @@ class SummaryCollector:
             if n in why:
                 self.counts[n][why[n]] = self.counts[n].get(why[n], 0) + 1
 
-    def summary(self, names) -> dict:
+    def summary(self) -> dict:
         import numpy as np
 
         from .table import summarize
 
-        return summarize(names, {n: np.frombuffer(self.cols[n], dtype=float) for n in names}, self.counts)
+        return summarize(self.names, {n: np.frombuffer(self.cols[n], dtype=float) for n in self.names}, self.counts)
 
 
 def summarize_file(path, names) -> dict:
@@ -271,7 +271,7 @@ def summarize_file(path, names) -> dict:
     collector = SummaryCollector(names)
     for r in iter_rows(path):
         collector.add(r)
-    return collector.summary(names)
+    return collector.summary()
 
 
 def write_parquet(path: Path, journal: Path, score_names: list[str], columns: list[str], metadata=None) -> None:
