@@ -69,7 +69,7 @@ def _with_math_perturbations(base: list[dict], seed: int) -> list[dict]:
     from perturbations.arithmetic import RandomNumber, RandomOperation
     from perturbations.base import GoldChain, NotApplicable, SplitContext, rng_for
 
-    out, seen = [], set()
+    out, seen = [], {(c["context"], c["steps"]) for c in base}
     for c in base:
         gold = GoldChain(c["id"], c["context"], tuple(c["steps"].split("\n")))
         out.append(c)
