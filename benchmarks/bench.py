@@ -41,6 +41,8 @@ from roscoe.shared_data import shared_data  # noqa: E402
 
 SHARED = shared_data()
 GPU_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+# what a BERT tokenizer folder holds: copied beside each random model, and carried to the GPU
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -166,7 +168,7 @@ def build_random_parlai(root: Path, tiny: bool = False, tokenizer: Path | None =
         if (d / "config.json").exists():  # the baseline reuses the models built for the batched run
             return str(d)
         build().save_pretrained(d)
-        for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        for f in TOKENIZER_FILES:
             shutil.copy(tok_src / f, d / f)
         return str(d)
 

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import punkt
 
+sys.path.insert(0, "benchmarks")
+from bench import TOKENIZER_FILES
 from roscoe.models import lite
 
 carry = Path(sys.argv[1])
@@ -45,7 +47,7 @@ with zipfile.ZipFile(carry / "punkt.zip", "w", zipfile.ZIP_DEFLATED) as z:
     for f in sorted(pkg.rglob("*")):
         if f.is_file() and "__pycache__" not in f.parts:
             z.write(f, Path("punkt") / f.relative_to(pkg))
-for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+for name in TOKENIZER_FILES:
     (carry / "tokenizer" / name).write_bytes((lite.minilm().path / name).read_bytes())
 EOF
     du -sh "$CARRY"
