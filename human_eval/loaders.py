@@ -263,24 +263,70 @@ def _label_rows(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def load_labels(path, *, on: str = "id", columns=None) -> tuple[list, dict[str, np.ndarray]]:
+def flatten(record: dict, prefix: str = "") -> dict:
+    """A JSON object's values by dotted path: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``.  Lists stay
+    values (a label column is one value per row)."""
+    out = {}
+    for k, v in record.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _label_value(value) -> float:
+    if isinstance(value, (list, dict, bool)):
+        raise TypeError(type(value).__name__)
+    return yes_no(value)
+
+
+def load_labels(path, *, on: str = "id", columns=None, notes: list | None = None) -> tuple[list, dict[str, np.ndarray]]:
     """Ids and label columns from a JSONL or CSV file.  Values: numbers, or yes/no (yes = an
-    error = 0.0).  ``columns`` defaults to every column but ``on``."""
+    error = 0.0).  Nested objects are addressed by dotted paths (``chain_labels.overall_quality``).
+
+    ``columns`` named explicitly must exist (else an error lists those that do) and hold only
+    numbers, yes/no or nothing.  By default every column but ``on`` is read, and a column with no
+    such value at all (text such as ``"dataset": "drop"``, lists, or only nulls) is left out with
+    a line in ``notes``; a column mixing labels with other values is an error naming the line."""
     path = Path(path)
-    rows = _label_rows(path)
+    rows = [(line, flatten(r)) for line, r in _label_rows(path)]
     if not rows:
         raise ValueError(f"{path}: no rows")
     for line, r in rows:
         if r.get(on) in (None, ""):
             raise ValueError(f"{path}:{line}: field {on!r}: missing")
-    columns = list(columns or [k for k in rows[0][1] if k != on])
+    present = list(dict.fromkeys(k for _, r in rows for k in r if k != on))
+    explicit = bool(columns)
+    if explicit:
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise ValueError(f"{path}: no label column {', '.join(map(repr, missing))}; the columns are: "
+                             f"{', '.join(present) or '(none besides ' + repr(on) + ')'}")
     labels = {}
-    for c in columns:
-        vals = []
+    for c in (columns if explicit else present):
+        vals, bad = [], None
         for line, r in rows:
             try:
-                vals.append(yes_no(r.get(c)))
+                vals.append(_label_value(r.get(c)))
             except (TypeError, ValueError):
-                raise ValueError(f"{path}:{line}: field {c!r}: {r.get(c)!r} is not a number or yes/no") from None
+                vals.append(NAN)
+                bad = bad or (line, r.get(c))
+        if bad is not None and (explicit or not all(math.isnan(v) for v in vals)):
+            line, value = bad
+            raise ValueError(f"{path}:{line}: field {c!r}: {_short(value)} is not a number or yes/no")
+        if not explicit and all(math.isnan(v) for v in vals):
+            if notes is not None:
+                notes.append(f"column {c!r} skipped: " + (f"not a number or yes/no (e.g. {_short(bad[1])})"
+                                                          if bad else "no values"))
+            continue
         labels[c] = np.array(vals, dtype=float)
+    if not labels:
+        raise ValueError(f"{path}: no column holds numbers or yes/no labels (columns: {', '.join(present) or 'none'})")
     return [r[on] for _, r in rows], labels
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

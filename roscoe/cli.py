@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scores", required=True, dest="scored", help="scored file (.jsonl, .csv, .parquet)")
     c.add_argument("--labels", required=True, help="labels (.jsonl or .csv) with an id column")
     c.add_argument("--on", default="id", help="the id column of both files (default id)")
-    c.add_argument("--label-columns", default="", help="comma-separated label columns (default: all but the id)")
+    c.add_argument("--label-columns", default="",
+                   help="comma-separated label columns; nested objects by dotted path (chain_labels.overall_quality); "
+                        "default: every column but the id that holds numbers or yes/no (the others are skipped with a note)")
     c.add_argument("--score-columns", default="", help="comma-separated score columns (default: every numeric one)")
     _stats_args(c)
     c.add_argument("-o", "--out-dir", default=None, help="write cells CSV, Markdown and LaTeX tables here")
@@ -146,8 +148,11 @@ def cmd_correlate(args) -> int:
             raise UsageError(f"{p}: no such file")
     methods = _methods(args.methods)
     rows = pipeline.read_rows(args.scored, on=args.on)
-    label_ids, labels = loaders.load_labels(args.labels, on=args.on,
+    notes: list[str] = []
+    label_ids, labels = loaders.load_labels(args.labels, on=args.on, notes=notes,
                                             columns=[c for c in args.label_columns.split(",") if c] or None)
+    for note in notes:
+        print(f"note: {args.labels}: {note}", file=sys.stderr)
     names = [c for c in args.score_columns.split(",") if c] or None
     scores, labels, counts = pipeline.join(rows, label_ids, labels, names, on=args.on)
     if not counts["joined"]:

@@ -12,7 +12,7 @@ from human_eval import loaders, stats
 from human_eval.tables import Table, cells_csv
 from roscoe import cli
 
-from .conftest import EXAMPLE, SHARED
+from .conftest import EXAMPLE, GSM8K_HUMAN, SHARED
 
 SCIPY = {
     "somers_d": lambda x, y: sps.somersd(x, y),
@@ -154,6 +154,8 @@ def test_generic_label_loader(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": 1, "q": "maybe"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'q'"):
+        loaders.load_labels(bad, columns=["q"])
+    with pytest.raises(ValueError, match=r"bad.jsonl: no column holds numbers or yes/no labels \(columns: q\)"):
         loaders.load_labels(bad)
     # every bad line is named by its line number, blank lines counted
     for text, where in (('{"id": 1, "q": 1}\n\n{"q": 2}\n', r"bad.jsonl:3: field 'id': missing"),
@@ -168,6 +170,60 @@ def test_generic_label_loader(tmp_path):
     (tmp_path / "bad.csv").write_text('id,q\na,1\n"two\nlines",x\n')
     with pytest.raises(ValueError, match=r"bad.csv:4: field 'q': 'x'"):  # the line the row ends on
         loaders.load_labels(tmp_path / "bad.csv")
+
+
+def test_label_columns_by_dotted_path_and_text_columns_skipped(tmp_path):
+    """Nested label objects are columns by dotted path; by default a text column is left out
+    with a note, a column that mixes labels with text is an error naming the line, and a named
+    column that does not exist is an error listing the ones that do."""
+    p = tmp_path / "labels.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in (
+        {"id": "a", "dataset": "drop", "chain_labels": {"overall_quality": 4, "contradiction": "no"}, "steps": ["x"]},
+        {"id": "b", "dataset": "gsm8k", "chain_labels": {"overall_quality": 2, "contradiction": "yes"}, "steps": []},
+        {"id": "c", "dataset": "drop", "chain_labels": {"overall_quality": None}, "other": None})))
+    notes = []
+    ids, labels = loaders.load_labels(p, notes=notes)
+    assert ids == ["a", "b", "c"] and list(labels) == ["chain_labels.overall_quality", "chain_labels.contradiction"]
+    assert labels["chain_labels.overall_quality"][:2].tolist() == [4.0, 2.0]
+    assert labels["chain_labels.contradiction"][:2].tolist() == [1.0, 0.0]
+    assert math.isnan(labels["chain_labels.contradiction"][2])
+    assert notes == ["column 'dataset' skipped: not a number or yes/no (e.g. 'drop')",
+                     "column 'steps' skipped: not a number or yes/no (e.g. ['x'])",
+                     "column 'other' skipped: no values"]
+    _, one = loaders.load_labels(p, columns=["chain_labels.overall_quality"])
+    assert list(one) == ["chain_labels.overall_quality"]
+    with pytest.raises(ValueError, match=r"no label column 'overall_quality'; the columns are: dataset, "
+                                         r"chain_labels.overall_quality, chain_labels.contradiction, steps, other"):
+        loaders.load_labels(p, columns=["overall_quality"])
+    with pytest.raises(ValueError, match=r"labels.jsonl:1: field 'dataset': 'drop' is not a number"):
+        loaders.load_labels(p, columns=["dataset"])
+    p.write_text(json.dumps({"id": "a", "q": 3}) + "\n" + json.dumps({"id": "b", "q": "three"}) + "\n")
+    with pytest.raises(ValueError, match=r"labels.jsonl:2: field 'q': 'three'"):
+        loaders.load_labels(p)
+
+
+def test_correlate_names_a_missing_label_column(tmp_path, capsys):
+    """A label column that does not exist ends the command with exit 2 and the columns that do
+    (it printed an empty table with n = 0 and exit 0); the ROSCOE human file's nested labels are
+    read by dotted path, its text columns skipped with a note."""
+    rows = [json.loads(line) for line in open(GSM8K_HUMAN)][:24]
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("".join(json.dumps({"id": r["id"], "faithfulness": i / 24, "reasons": {}}) + "\n"
+                              for i, r in enumerate(rows)))
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    capsys.readouterr()
+    argv = ["correlate", "--scores", str(scored), "--labels", str(labels), "--n-boot", "0"]
+    assert cli.main([*argv, "--label-columns", "overall_quality"]) == 2
+    err = capsys.readouterr().err
+    assert "no label column 'overall_quality'" in err and "chain_labels.overall_quality" in err
+    assert cli.main([*argv, "--label-columns", "chain_labels.overall_quality"]) == 0
+    out = capsys.readouterr().out
+    assert "joined 24 of 24" in out and "chain_labels.overall_quality" in out
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "note: " in captured.err and "column 'dataset' skipped" in captured.err
+    assert "chain_labels.contradiction" in captured.out
 
 
 # ------------------------------------------------------------------ tables
