@@ -73,7 +73,7 @@ class Scorer:
     def signature(self, scores=None) -> Signature:
         names = registry.resolve(scores)
         used = registry.slots_for(names)
-        f = {"roscoe": __version__, "mode": self.mode, "preset": self.models.preset.name}
+        f = {"roscoe": __version__, "mode": self.mode, "preset": self.models.preset.label}
         for slot, key in _SIG_KEYS.items():
             if slot not in used:
                 continue

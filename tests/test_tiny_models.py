@@ -375,6 +375,20 @@ def test_parlai_preset_with_local_tiny_models_scores_everything(tmp_path, bert_d
             assert 0.0 <= table[name][0] <= 1.0, name
         sig = str(sc.signature())
         assert f"mode:{mode}" in sig and "nli:nli@" in sig and "+con2(id2label)" in sig and "+acc0(id2label)" in sig
+        assert "|preset:parlai(overrides:embedder,token,nli,lm,grammar)|" in sig
+
+
+def test_a_slot_override_drops_the_presets_recipe_and_says_so():
+    """`--lm DIR` replaces the lite LM's recipe (BOS id 0) by the model's own configuration, so
+    the signature names the overridden slots; naming the preset's own model changes nothing."""
+    from roscoe.models.presets import get
+
+    lite = get("lite")
+    same = lite.with_overrides(lm=lite.slots["lm"].model, nli=None)
+    assert same.label == "lite" and same.slots["lm"].options == {"bos_id": 0}
+    other = lite.with_overrides(lm="/models/smollm2", grammar="/models/cola")
+    assert other.label == "lite(overrides:lm,grammar)" and other.slots["lm"].options == {}
+    assert other.slots["nli"] == lite.slots["nli"]
 
 
 def _oom_above(model, rows):

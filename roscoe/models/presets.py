@@ -25,17 +25,29 @@ class Preset:
     slots: dict
     hub: bool  # True: the preset's models come from the hub, so downloads are allowed
     description: str = ""
+    overridden: tuple = ()  # slots whose model the user replaced
 
     def with_overrides(self, **models) -> "Preset":
-        """Replace slot models (``embedder="path"``...); options stay unless the model changes."""
+        """Replace slot models (``embedder="path"``...).  A slot given another model loses the
+        preset's recipe for it (the lite LM's BOS id 0, a max length, a label index): the new
+        model's own configuration decides, so the same weights under a preset and under an
+        override can score differently.  ``label`` names the result in signatures."""
         slots = dict(self.slots)
+        changed = list(self.overridden)
         for slot, model in models.items():
             if model is None:
                 continue
             if slot not in slots:
                 raise ValueError(f"unknown model slot {slot!r}; expected one of {list(slots)}")
-            slots[slot] = SlotSpec(model, {} if model != slots[slot].model else slots[slot].options)
-        return replace(self, slots=slots)
+            if model != slots[slot].model:
+                slots[slot] = SlotSpec(model, {})
+                changed.append(slot)
+        return replace(self, slots=slots, overridden=tuple(s for s in slots if s in changed))
+
+    @property
+    def label(self) -> str:
+        """The preset's name, and which slots were overridden: ``lite(overrides:lm,nli)``."""
+        return f"{self.name}(overrides:{','.join(self.overridden)})" if self.overridden else self.name
 
 
 _PARLAI = {
