@@ -85,11 +85,26 @@ class Needs:
         )
 
 
-class Plan:
-    """Flattens a block of chains into unique work lists, one per model pass."""
+def drop_rule(mode: str) -> str:
+    """Which token positions the token embedder leaves out: the reference drops the first and
+    last, the paper mode the tokenizer's special tokens."""
+    return "ends" if mode == PARLAI else "special"
 
-    def __init__(self, chains: list[Chain], needs: Needs, mode: str):
+
+class Plan:
+    """Flattens a block of chains into unique work lists, one per model pass.
+
+    Token-pass items are ``(text, drop rule, width)``.  In paper mode the width is None: each
+    text runs alone.  In parlai mode ``token_length`` (text -> its token count) is given and
+    the width is the longest text of the chain's steps (or of its context sentences): the
+    reference runs each side of a chain as one padded batch without an attention mask, so a
+    text's vectors depend on that width (see ``TokenEmbedder``).
+    """
+
+    def __init__(self, chains: list[Chain], needs: Needs, mode: str, token_length=None):
         self.chains = chains
+        self.token_length = token_length
+        drop = drop_rule(mode)
         self.sentences, self.tokens, self.pairs = Interner(), Interner(), Interner()
         self.lm_texts, self.grammar_texts = Interner(), Interner()
         self.refs: list[ChainRefs] = []
@@ -113,8 +128,8 @@ class Plan:
                 if has_ref:
                     r.chain_reference = self.sentences(joined(c.reference))
             if needs.tokens:
-                r.tok_steps = [self.tokens(s) for s in c.steps]
-                r.tok_context = [self.tokens(s) for s in c.context]
+                r.tok_steps = self._token_items(c.steps, drop)
+                r.tok_context = self._token_items(c.context, drop)
             if needs.nli_src:
                 r.nli_src = [[self.pairs((s, h)) for h in c.steps] for s in c.context]
                 self._flat("src", row, [i for per_sentence in r.nli_src for i in per_sentence])
@@ -131,6 +146,16 @@ class Plan:
                 r.lm_chain = self.lm_texts(" ".join(c.steps))
             if needs.grammar:
                 r.gram_steps = [self.grammar_texts(s) for s in c.steps]
+
+    def _token_items(self, texts: list[str], drop: str) -> list[int]:
+        width = max(map(self.token_length, texts), default=0) if self.token_length else None
+        return [self.tokens((t, drop, width)) for t in texts]
+
+    def runs_alone(self, item) -> bool:
+        """Whether a token item's vectors are those of its text run alone (no padding attended
+        to), so the sentence embedder's pass over the same model can give them."""
+        text, _, width = item
+        return width is None or width == self.token_length(text)
 
     def _flat(self, kind: str, row: int, pair_indices: list[int]) -> None:
         owners, indices = self.nli_pairs[kind]

@@ -15,7 +15,7 @@ from .chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Cha
 from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
 from .models import ModelSet
 from .models.encoders import Tokenized
-from .plan import Needs, Plan
+from .plan import Needs, Plan, drop_rule
 from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
 from .table import ScoreTable, Signature
 
@@ -160,11 +160,11 @@ class Scorer:
         (all of them: which ones the output cache will answer is known only when the pass runs)."""
         t0 = time.perf_counter()
         needs = Needs.of(tuple(names), self.models.available)
-        plan = Plan(self._admitted(chains), needs, self.mode)
+        admitted = self._admitted(chains)
+        plan = Plan(admitted, needs, self.mode, self._token_lengths(admitted) if needs.tokens else None)
         ahead = {}
         if tokenize:
-            drop = _drop_rule(self.mode)
-            work = {EMBEDDER: plan.sentences.items, TOKEN: [(t, drop) for t in plan.tokens.items],
+            work = {EMBEDDER: plan.sentences.items, TOKEN: plan.tokens.items,
                     NLI: plan.pairs.items, LM: plan.lm_texts.items, GRAMMAR: plan.grammar_texts.items}
             ahead = {slot: Tokenized.by(self.models.get(slot), items) for slot, items in work.items() if items}
         self._tick("prepare" if tokenize else "plan", t0)
@@ -200,6 +200,14 @@ class Scorer:
             self._tick("details", t0)
         return ScoreTable([c.id for c in chains], names, values, reasons, [dict(c.extra) for c in chains],
                           chain_details, stats={"plan": plan.sizes()})
+
+    def _token_lengths(self, chains: list[Chain]):
+        """parlai mode: each step's and context sentence's token count (the token pass pads a
+        chain's side to its longest), as a lookup; paper mode: None."""
+        if self.mode != PARLAI:
+            return None
+        texts = list(dict.fromkeys(t for c in chains for t in (*c.steps, *c.context)))
+        return dict(zip(texts, self.models.get(TOKEN).lengths(texts))).__getitem__
 
     def _admitted(self, chains: list[Chain]) -> list[Chain]:
         """The chains the models work on: one over the limits is replaced by a chain without
@@ -259,13 +267,13 @@ class Scorer:
         ``ahead``: token ids per slot worked out beforehand (see ``prepare``)."""
         out = {}
         c = self.caches
-        drop = _drop_rule(self.mode)
+        drop = drop_rule(self.mode)
         from_embedder: dict = {}  # text -> token vectors that the sentence pass gave on the way
         if len(plan.sentences):
             t0 = time.perf_counter()
             emb = self.models.get(EMBEDDER)
             share = len(plan.tokens) > 0 and self.models.shares_embedder()
-            want = set(plan.tokens.items) if share else frozenset()
+            want = {item[0] for item in plan.tokens.items if plan.runs_alone(item)} if share else frozenset()
             limit = self.models.get(TOKEN).max_length if share else None
 
             def embed(texts):
@@ -279,14 +287,16 @@ class Scorer:
             t0 = time.perf_counter()
             tok = self.models.get(TOKEN)
 
-            def token_vectors(keys):
-                texts = [t for t, _ in keys]
-                todo = [t for t in texts if t not in from_embedder]
-                fresh = dict(zip(todo, tok.encode(todo, drop=drop, ahead=ahead.get(TOKEN))))
-                tok.stats.shared += len(texts) - len(todo)
-                return [from_embedder[t] if t in from_embedder else fresh[t] for t in texts]
+            def shared(item):
+                return item[0] in from_embedder and plan.runs_alone(item)
 
-            out["tok"] = c[TOKEN].lookup([(t, drop) for t in plan.tokens.items], token_vectors)
+            def token_vectors(items):
+                todo = [item for item in items if not shared(item)]
+                fresh = dict(zip(todo, tok.encode_items(todo, ahead=ahead.get(TOKEN))))
+                tok.stats.shared += len(items) - len(todo)
+                return [fresh[item] if item in fresh else from_embedder[item[0]] for item in items]
+
+            out["tok"] = c[TOKEN].lookup(plan.tokens.items, token_vectors)
             self._tick("token_embed", t0)
         if len(plan.pairs):
             t0 = time.perf_counter()
@@ -370,12 +380,6 @@ class Prepared:
 
     plan: Plan
     ahead: dict = field(default_factory=dict)
-
-
-def _drop_rule(mode: str) -> str:
-    """Which token positions the token embedder leaves out: the reference drops the first and
-    last, the paper mode the tokenizer's special tokens."""
-    return "ends" if mode == PARLAI else "special"
 
 
 def _check_unique(chains: list[Chain]):

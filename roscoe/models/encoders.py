@@ -188,22 +188,24 @@ class _Encoder:
         self.stats.tokens += sum(lengths)
         return cols, lengths
 
-    def _batches(self, enc, lengths, fn, *, per_row=True):
+    def _batches(self, enc, lengths, fn, *, per_row=True, pad_to: int | None = None):
         """Run ``fn(idx, batch)`` on each right-padded, length-sorted, token-budgeted batch.
 
         ``fn`` returns its result on the device, which keeps it there: the pass costs one
         device-to-host copy (and one synchronisation) at its end instead of one per batch.
         With ``per_row`` each result has one row per text and the return value is a host tensor
         of them in input order; otherwise the raw ``[(idx, result)]`` list, still on the device.
+        ``pad_to``: every row padded to that width and run WITHOUT an attention mask, so the
+        padding takes part in every row's attention (the reference's token pass; parlai mode).
         """
         t0 = time.perf_counter()
-        keys = list(enc)  # every column is padded alike: ids with the pad id, the rest with 0
+        keys = [k for k in enc if not (pad_to and k == "attention_mask")]  # padded alike: ids with the pad id, the rest with 0
         pad_id = self.tokenizer.pad_token_id or 0
         cuda = self.device.type == "cuda"
 
         def collate(idx):
             rows = torch.tensor([lengths[i] for i in idx])
-            width = int(rows.max())
+            width = pad_to or int(rows.max())
             filled = torch.arange(width)[None, :] < rows[:, None]  # row-major, as the ids are chained
             total = int(rows.sum())
             batch = {}
@@ -222,7 +224,8 @@ class _Encoder:
             results.append((idx, res))  # only once fn succeeded: an out-of-memory retry adds nothing
             self.stats.batches += 1
 
-        run_budgeted(list(range(len(lengths))), lengths, self, collate, compute, prefetch=cuda)
+        budget_lengths = [pad_to] * len(lengths) if pad_to else lengths
+        run_budgeted(list(range(len(lengths))), budget_lengths, self, collate, compute, prefetch=cuda)
         if per_row:
             results = _in_input_order(results, len(lengths))
         self.stats.seconds += time.perf_counter() - t0
@@ -350,23 +353,40 @@ class TokenEmbedder(_Encoder):
     ``drop="special"`` uses the tokenizer's special-tokens mask (paper mode);
     ``drop="ends"`` drops the first and last non-padding position, as the reference does
     (parlai mode).  The two agree for BERT/RoBERTa/MPNet tokenizers.
+
+    Work items are ``(text, drop, width)``.  ``width`` None: the text alone (masked padding,
+    the same vectors in any batch).  ``width`` W: the text right-padded to W tokens and run
+    without an attention mask, as the reference runs each chain's steps (and its context
+    sentences) as one padded batch; its vectors then depend on W, the longest text of its side.
     """
 
     slot = "token"
 
-    def tokenize(self, items: list[tuple[str, str]]) -> dict[str, list]:
-        """Items are (text, drop rule) pairs, as the output cache keys them; the columns carry
+    def lengths(self, texts: list[str]) -> list[int]:
+        """Token count of each text as this model's pass takes it (special tokens included)."""
+        return [len(ids) for ids in self._tokenize(texts)["input_ids"]] if texts else []
+
+    def tokenize(self, items: list[tuple]) -> dict[str, list]:
+        """Items are (text, drop rule, width), as the output cache keys them; the columns carry
         the 0/1 ``keep`` mask of each text's positions besides the token ids."""
-        cols = self._tokenize([t for t, _ in items])
-        cols["keep"] = [_keep(self.tokenizer, ids, drop) for (_, drop), ids in zip(items, cols["input_ids"])]
+        texts = list(dict.fromkeys(item[0] for item in items))
+        row = {t: i for i, t in enumerate(texts)}
+        cols = self._tokenize(texts)
+        cols = {k: [col[row[item[0]]] for item in items] for k, col in cols.items()}
+        cols["keep"] = [_keep(self.tokenizer, ids, item[1]) for item, ids in zip(items, cols["input_ids"])]
         return cols
 
     def encode(self, texts: list[str], drop: str = "special", ahead: Tokenized | None = None) -> list[torch.Tensor]:
-        if not texts:
+        """Each text's kept token vectors, the text run alone."""
+        return self.encode_items([(t, drop, None) for t in texts], ahead)
+
+    def encode_items(self, items: list[tuple], ahead: Tokenized | None = None) -> list[torch.Tensor]:
+        if not items:
             return []
-        if drop not in ("ends", "special"):
-            raise ValueError(f"unknown drop rule {drop!r}; expected 'ends' or 'special'")
-        enc, lengths = self._prepare([(t, drop) for t in texts], ahead)
+        for _, drop, _ in items:
+            if drop not in ("ends", "special"):
+                raise ValueError(f"unknown drop rule {drop!r}; expected 'ends' or 'special'")
+        enc, lengths = self._prepare(items, ahead)
         kept = [sum(k) for k in enc["keep"]]
 
         def fn(idx, batch):
@@ -376,7 +396,18 @@ class TokenEmbedder(_Encoder):
             hidden = self.model(**batch).last_hidden_state
             return torch.nn.functional.normalize(hidden[mask].float(), dim=-1)
 
-        return _per_text(self._batches(enc, lengths, fn, per_row=False), kept, len(texts))  # type: ignore[return-value]
+        by_width: dict = {}
+        for i, item in enumerate(items):
+            by_width.setdefault(item[2], []).append(i)
+        out: list = [None] * len(items)
+        for width, idx in by_width.items():
+            if width is not None and max(lengths[i] for i in idx) > width:
+                raise ValueError(f"a text is longer than the width {width} it is to be padded to")
+            sub = {k: [col[i] for i in idx] for k, col in enc.items()}
+            results = self._batches(sub, [lengths[i] for i in idx], fn, per_row=False, pad_to=width)
+            for i, v in zip(idx, _per_text(results, [kept[i] for i in idx], len(idx))):
+                out[i] = v
+        return out
 
 
 def _keep(tokenizer, ids: list[int], drop: str) -> list[int]:
