@@ -8,7 +8,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip -q --disable-pip-version-check
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-exhaustive setup clean
 
 $(VENV)/.lite: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(VENV)/.lite
 ## make test: set up with the test tools, then run the whole test suite
 test: $(VENV)/.test
 	$(PY) -m pytest
+
+## make test-exhaustive: the checks over every chain of the large real sets (MR-BEN), ~10 minutes more
+test-exhaustive: $(VENV)/.test
+	$(PY) -m pytest -m exhaustive
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -4,13 +4,19 @@ Chains are padded to the block's longest (steps, context, reference, tokens) and
 is a masked max / min / mean over batched cosine or probability matrices: no Python loop over
 chains, steps or tokens.  ``formulas.py`` is the readable, hand-checked definition; this module
 must give the same numbers and the same NaN reasons (tests/test_batched.py holds it to that).
+
+Memory: a padded block costs (chains x longest chain) in every dimension, and the token-level
+scores hold (tokens x tokens) matrices per chain, so ``compute`` splits a block into groups of
+chains of similar size whose tensors fit a byte budget (``groups``), and a chain too large for
+the budget alone runs its token matrices in chunks of rows (``Block(chunk=...)``).  Every
+chain's numbers are the same whatever group or chunk it runs in.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .formulas import PARLAI, REASONS
+from .formulas import PARLAI, REASONS, ra
 
 INF = float("inf")
 CODES = list(REASONS)  # reason code -> index in the reason tensor; -1 = defined
@@ -44,10 +50,6 @@ def _min(x, mask, dim):
 def _mean(x, mask, dim):
     # padded entries may hold -inf (an empty max): fill them, never multiply them by 0
     return x.masked_fill(~mask, 0).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1).to(x.dtype)
-
-
-def ra(cos):
-    return (1.0 + cos) / 2.0
 
 
 class Result:
@@ -85,8 +87,10 @@ class Result:
 class Block:
     """Padded views of one block's model outputs; ``compute(names)`` gives every score."""
 
-    def __init__(self, refs, counts, out: dict, mode: str, device, dtype, nli_pairs: dict | None = None):
+    def __init__(self, refs, counts, out: dict, mode: str, device, dtype, nli_pairs: dict | None = None,
+                 chunk: int | None = None):
         self.mode, self.dev, self.dt = mode, device, dtype
+        self.chunk = chunk  # rows of a token matrix per step of the pairwise token scores; None: all
         self.B = len(refs)
         t = lambda xs: torch.as_tensor(xs, device=device)
         self.N = t([c[0] for c in counts])
@@ -242,7 +246,7 @@ class Block:
             r.put(self.N < 2, 1.0)
         r.nan(self.N < 2, "too_few_steps")
         valid = self._lower(self.hh.shape[1])[None] & self.mh[:, :, None] & self.mh[:, None, :]
-        best = _max(self.hh, valid, (1, 2))
+        best = _max(self.hh, valid, (1, 2)).clamp(max=1.0)  # see ra: fp32 rounding
         r.rest((1 - best) / (4 if self.mode == PARLAI else 2))
         return r
 
@@ -251,25 +255,37 @@ class Block:
     def _tok(self):
         if hasattr(self, "_ht"):
             return
-        # every text's token vectors in one matrix, sent to the device in one copy; each chain's
-        # rows are then gathered there by index instead of concatenated and padded on the host
+        # the block's token vectors in one matrix, sent to the device in one copy; each chain's
+        # rows are then gathered there by index instead of concatenated and padded on the host.
+        # Only the texts these chains use: a group of a larger block copies its own share.
         tok = self.out["tok"]
-        sizes = np.array([m.shape[0] for m in tok], dtype=np.int64)
+        used = np.unique(np.concatenate([np.asarray(r.tok_steps + r.tok_context, dtype=np.int64)
+                                         for r in self.refs] + [np.zeros(0, np.int64)]))
+        local = np.full(len(tok), -1, dtype=np.int64)
+        local[used] = np.arange(len(used))
+        sizes = np.array([tok[i].shape[0] for i in used], dtype=np.int64)
         starts = np.cumsum(sizes) - sizes
-        d = next((m.shape[1] for m in tok if m.ndim == 2), 1)
-        flat = (torch.cat(tok) if tok else torch.zeros(0, d)).to(self.dev)
+        d = next((tok[i].shape[1] for i in used if tok[i].ndim == 2), 1)
+        # plus a zero row: with no token here at all, the padded gather below still reads row 0
+        flat = torch.cat([*(tok[i] for i in used), torch.zeros(1, d)]).to(self.dev)
 
         def gather(texts_per_chain):
-            texts = [np.asarray(t, dtype=np.int64) for t in texts_per_chain]
+            texts = [local[np.asarray(t, dtype=np.int64)] for t in texts_per_chain]
             rows = [_ranges(starts[t], sizes[t]) for t in texts]
             idx, mask = pad_index(rows, self.dev)
-            return flat[idx].to(self.dt).masked_fill(~mask[:, :, None], 0), mask, texts
+            vectors = flat[idx].to(self.dt)
+            return vectors.masked_fill_(~mask[:, :, None], 0), mask, texts
 
         self._ht, self._mht, steps = gather([r.tok_steps for r in self.refs])
         self._ct, self._mct, _ = gather([r.tok_context for r in self.refs])
         # the step (within its chain) of each token row
         step_of = [np.repeat(np.arange(len(t)), sizes[t]) for t in steps]
         self._step_of = pad_index(step_of, self.dev)[0]
+
+    def _row_chunks(self, rows: int):
+        """Slices over ``rows`` token rows, ``self.chunk`` at a time (all at once without one)."""
+        step = max(1, self.chunk or rows)
+        return [slice(a, min(a + step, rows)) for a in range(0, max(rows, 1), step)]
 
     def faithfulness_ww(self):
         self._sent()
@@ -282,8 +298,12 @@ class Block:
         S = self._mct.sum(1)
         if not p:
             r.nan((M > 0) & (S == 0), "no_tokens")
-        sim = torch.einsum("bmd,bsd->bms", self._ht, self._ct)
-        tok_al = ra(_max(sim, self._mht[:, :, None] & self._mct[:, None, :], 2))
+        tok_al = torch.zeros(self._mht.shape, dtype=self.dt, device=self.dev)
+        for rows in self._row_chunks(self._ht.shape[1]):
+            sim = torch.einsum("bmd,bsd->bms", self._ht[:, rows], self._ct)
+            sim.masked_fill_(~(self._mht[:, rows, None] & self._mct[:, None, :]), -INF)
+            tok_al[:, rows] = ra(sim.amax(dim=2))
+            del sim
         tok_al = torch.where(self._mht & (S > 0)[:, None], tok_al, torch.zeros_like(tok_al))
         step_sum = (self.al_h_c.masked_fill(~self.mh, 0)).sum(1)
         r.rest((step_sum + tok_al.sum(1)) / (self.N + M).clamp(min=1))
@@ -297,10 +317,14 @@ class Block:
         r.nan(self.N < 2, "too_few_steps")
         n_max = max(1, int(self.N.max()))
         ht, mt, step_of = self._ht, self._mht, self._step_of
-        sim = ra(torch.einsum("bud,bvd->buv", ht, ht)).masked_fill(~(mt[:, :, None] & mt[:, None, :]), -INF)
-        # best match of token u within each step j: (B, U, n_max)
+        # best match of token u within each step j: (B, U, n_max), a chunk of rows u at a time
         per_step = torch.full((self.B, ht.shape[1], n_max), -INF, dtype=self.dt, device=self.dev)
-        per_step = per_step.scatter_reduce(2, step_of[:, None, :].expand_as(sim), sim, "amax")
+        for rows in self._row_chunks(ht.shape[1]):
+            sim = torch.einsum("bud,bvd->buv", ht[:, rows], ht)
+            sim.clamp_(-1.0, 1.0).add_(1.0).div_(2.0)  # ra, in place
+            sim.masked_fill_(~(mt[:, rows, None] & mt[:, None, :]), -INF)
+            per_step[:, rows] = per_step[:, rows].scatter_reduce(2, step_of[:, None, :].expand_as(sim), sim, "amax")
+            del sim
         # mean over the tokens u of step i: (B, n_max_i, n_max_j)
         contrib = per_step.masked_fill(~mt[:, :, None], 0).masked_fill(per_step == -INF, 0)
         sums = torch.zeros(self.B, n_max, n_max, dtype=self.dt, device=self.dev)
@@ -400,3 +424,122 @@ class Block:
 
     def compute(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, name)().finish()
+
+
+# ---------------------------------------------------------------------------- groups within a budget
+
+
+def chain_sizes(refs, counts, tok) -> np.ndarray:
+    """Per chain (N steps, T context, K reference, U step tokens, S context tokens)."""
+    rows = [m.shape[0] for m in tok] if tok is not None else []
+    return np.array([(n, t, k or 0, sum(rows[i] for i in r.tok_steps), sum(rows[i] for i in r.tok_context))
+                     for r, (n, t, k) in zip(refs, counts)], dtype=np.int64).reshape(len(refs), 5)
+
+
+def footprint(chains: int, dims, *, sent_width: int, tok_width: int, itemsize: int, chunk: int | None = None) -> int:
+    """Bytes of the formula tensors of ``chains`` chains padded to ``dims`` (N, T, K, U, S),
+    with the token matrices ``chunk`` rows at a time (None: all at once).  The counts follow
+    the tensors the methods above hold at once, with masks at a byte a value."""
+    n, t, k, u, s = (int(x) for x in dims)
+    c = u if chunk is None else min(chunk, u)
+    values = 0
+    if sent_width:
+        # the gathered step/context/reference vectors, and each cosine matrix with its masked copy
+        values += (n + t + k) * sent_width + 3 * (n * t + n * k + k * t + n * n)
+    if tok_width:
+        # the gathered token vectors (plus the fp32 gather they come from), the per-step best
+        # matches with their reductions, and one chunk of the pairwise cosines against the
+        # step and the context tokens
+        values += 2 * (u + s) * tok_width + 4 * u * max(n, 1) + 2 * c * (u + s)
+    return chains * (values * itemsize + itemsize * (n + t + k + u + s))
+
+
+def groups(sizes: np.ndarray, budget: int, **widths) -> tuple[list[tuple[np.ndarray, int | None]], np.ndarray]:
+    """Chains grouped so each group's padded tensors fit ``budget`` bytes: ``([(rows, chunk)],
+    rows over budget)``.  Chains are taken largest first, so a group holds chains of about one
+    size and pads little.  A chain that fits only alone runs its token matrices ``chunk`` rows
+    at a time; one that does not fit even a row at a time is over the budget."""
+    order = sorted(range(len(sizes)), key=lambda i: (-int(sizes[i, 3] + sizes[i, 4]), -int(sizes[i, :3].sum()), i))
+    out: list[tuple[np.ndarray, int | None]] = []
+    over: list[int] = []
+    current: list[int] = []
+    top = np.zeros(5, dtype=np.int64)
+    for i in order:
+        grown = np.maximum(top, sizes[i])
+        if current and footprint(len(current) + 1, grown, **widths) <= budget:
+            current.append(i)
+            top = grown
+            continue
+        if current:
+            out.append((np.array(current), None))
+        if footprint(1, sizes[i], **widths) <= budget:
+            current, top = [i], sizes[i].copy()
+            continue
+        current, top = [], np.zeros(5, dtype=np.int64)
+        chunk = _largest_chunk(sizes[i], budget, widths)
+        if chunk is None:
+            over.append(i)
+        else:
+            out.append((np.array([i]), chunk))
+    if current:
+        out.append((np.array(current), None))
+    return out, np.array(over, dtype=np.int64)
+
+
+def _largest_chunk(dims, budget: int, widths: dict) -> int | None:
+    """The most token rows per step with which one chain of ``dims`` fits ``budget``."""
+    lo, hi = 1, max(1, int(dims[3]))
+    if footprint(1, dims, chunk=lo, **widths) > budget:
+        return None
+    while lo < hi:  # the footprint grows with the chunk: the largest that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if footprint(1, dims, chunk=mid, **widths) <= budget else (lo, mid - 1)
+    return lo
+
+
+def _pairs_of(nli_pairs: dict, rows: np.ndarray) -> dict:
+    """The NLI pairs of ``rows`` (chains of the block), their owners renumbered within ``rows``.
+    A plan lists each chain's pairs together, in row order."""
+    out = {}
+    for kind, (owners, indices) in nli_pairs.items():
+        owners = np.asarray(owners, dtype=np.int64)
+        indices = np.asarray(indices, dtype=np.int64)
+        lo = np.searchsorted(owners, rows, side="left")
+        hi = np.searchsorted(owners, rows, side="right")
+        take = _ranges(lo, hi - lo) if len(rows) else np.zeros(0, np.int64)
+        out[kind] = (np.repeat(np.arange(len(rows)), hi - lo).tolist(), indices[take].tolist())
+    return out
+
+
+def compute(refs, counts, out: dict, names, *, mode: str, device, dtype, nli_pairs: dict,
+            budget: int | None, sent_width: int, tok_width: int, stats: dict | None = None):
+    """Every score in ``names`` for every chain: ``(values, codes)``, (chains, scores) tensors
+    on the host; the chains run in groups within ``budget`` bytes (None: all in one group).
+    Chains over the budget even alone get the code ``over_memory``.  ``stats`` counts the
+    groups, the chains run in chunks and those over the budget."""
+    n = len(refs)
+    # every output tensor on the device in the formulas' dtype once, not once per group
+    out = {k: v.to(device, dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
+           for k, v in out.items()}
+    values = torch.full((n, len(names)), float("nan"), dtype=torch.float64)
+    codes = torch.full((n, len(names)), -1, dtype=torch.long)
+    itemsize = torch.finfo(dtype).bits // 8
+    widths = {"sent_width": sent_width, "tok_width": tok_width, "itemsize": itemsize}
+    if budget is None:
+        plan, over = [(np.arange(n), None)], np.zeros(0, np.int64)
+    else:
+        plan, over = groups(chain_sizes(refs, counts, out.get("tok")), budget, **widths)
+    codes[torch.from_numpy(over), :] = CODES.index("over_memory")
+    if stats is not None:
+        for key, k in (("groups", len(plan)), ("chunked", sum(c is not None for _, c in plan)), ("over", len(over))):
+            stats[key] = stats.get(key, 0) + k
+    for rows, chunk in plan:
+        sub = rows.tolist()
+        block = Block([refs[i] for i in sub], [counts[i] for i in sub], out, mode, device, dtype,
+                      _pairs_of(nli_pairs, rows), chunk=chunk)
+        got = [block.compute(name) for name in names]
+        idx = torch.from_numpy(rows)
+        values[idx] = torch.stack([v.double() for v, _ in got], 1).cpu()
+        codes[idx] = torch.stack([c for _, c in got], 1).cpu()
+        del block, got
+    return values, codes

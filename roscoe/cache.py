@@ -14,8 +14,14 @@ DEFAULT_SIZES = {"embedder": 50_000, "token": 5_000, "nli": 200_000, "lm": 200_0
 
 
 class LRU:
-    def __init__(self, max_items: int):
+    """At most ``max_items`` values, and, with ``max_bytes``, at most that many bytes of them
+    as ``size(value)`` counts them (token matrices differ a hundredfold in size)."""
+
+    def __init__(self, max_items: int, max_bytes: int | None = None, size: Callable | None = None):
         self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._size = size or (lambda v: 0)
+        self.bytes = 0
         self._d: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
 
@@ -39,11 +45,12 @@ class LRU:
             new = compute([keys[i] for i in missing])
             for j, i in enumerate(missing):
                 out[i] = new[j]
-                if self.max_items > 0:
+                if self.max_items > 0 and keys[i] not in self._d:
                     self._d[keys[i]] = new[j]
-            while len(self._d) > self.max_items:
-                self._d.popitem(last=False)
+                    self.bytes += self._size(new[j])
+            while len(self._d) > self.max_items or (self.max_bytes is not None and self.bytes > self.max_bytes):
+                self.bytes -= self._size(self._d.popitem(last=False)[1])
         return out
 
     def stats(self) -> dict:
-        return {"items": len(self._d), "hits": self.hits, "misses": self.misses}
+        return {"items": len(self._d), "bytes": self.bytes, "hits": self.hits, "misses": self.misses}

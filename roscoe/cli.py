@@ -57,6 +57,11 @@ def _score_parser(sub):
     p.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
                    help="a chain with more characters than this in context, steps and reference together is not "
                         f"scored (NaN too_long); 0: no limit (default {DEFAULT_MAX_CHARS})")
+    p.add_argument("--max-memory", default="auto",
+                   help="working memory for what grows with the input: token-vector cache, a block's model "
+                        "outputs, formula tensors (e.g. 512M, 2G; auto: 1/8 of the free memory, at most 1 GiB on "
+                        "a CPU, 4 GiB on a GPU; 0: no bound). Chains are grouped to fit it; a chain that cannot "
+                        "fit alone gets NaN over_memory")
     p.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
                    help="plan and tokenize the next block on a worker thread while this one is scored "
                         "(auto: on for a GPU)")
@@ -295,6 +300,12 @@ def _score(args, path, name: str) -> int:
     keep = tuple(k for k in args.keep_fields.split(",") if k)
     if args.max_items < 0 or args.max_chars < 0:
         raise UsageError("--max-items and --max-chars take a count, or 0 for no limit")
+    from .memory import parse_size
+
+    try:
+        max_memory = "auto" if args.max_memory == "auto" else (parse_size(args.max_memory) or None)
+    except ValueError as err:
+        raise UsageError(f"--max-memory: {err}") from None
     _check_output(args, io)
     read = lambda: io.read_chains(path, fmt=args.format, fields=fields, split=split, keep_fields=keep, name=name)
 
@@ -325,7 +336,7 @@ def _score(args, path, name: str) -> int:
                         batch_tokens=args.batch_tokens, block_size=args.block_size, split=split,
                         overlap={"auto": None, "on": True, "off": False}[args.overlap], compile=args.compile,
                         allow_hub=True if args.allow_hub else None, max_items=args.max_items or None,
-                        max_chars=args.max_chars or None, **overrides)
+                        max_chars=args.max_chars or None, max_memory=max_memory, **overrides)
         signature = scorer.signature(names)
     except (ModelUnavailable, ModelConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -356,7 +367,7 @@ def _score(args, path, name: str) -> int:
         "roscoe_version": __version__, "signature": str(signature), "scores": list(names),
         "input": name, "format": args.format, "fields": fields.__dict__, "split": split,
         "preset": args.preset, "mode": args.mode, "status": "running", "columns": columns,
-        "limits": {"max_items": scorer.max_items, "max_chars": scorer.max_chars},
+        "limits": {"max_items": scorer.max_items, "max_chars": scorer.max_chars, "max_memory": scorer.max_memory},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input_errors": [e.as_dict() for e in errors],
         "previous_rows": len(done),
@@ -397,7 +408,7 @@ def _score(args, path, name: str) -> int:
             yield item
 
     try:
-        for table in scorer.score_blocks(scorer.blocks(chains()), names, details=args.details):
+        for table in scorer.score_blocks(scorer.blocks(chains(), names), names, details=args.details):
             emit(table.records())
             written += len(table)
             if progress:

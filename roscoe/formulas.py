@@ -30,6 +30,7 @@ REASONS = {
     "input_error": "the input line failed validation",
     "model_unavailable": "the preset has no model for a slot this score needs",
     "too_long": "the chain is over the scorer's size limits (max_items, max_chars); it was not scored",
+    "over_memory": "the chain's formula tensors alone need more than the scorer's memory budget (max_memory)",
 }
 
 Result = tuple[float, "str | None"]
@@ -66,8 +67,18 @@ class ChainInputs:
 
 
 def ra(cos):
-    """The paper's r-align: cosine mapped to [0, 1]."""
-    return (1.0 + cos) / 2.0
+    """The paper's r-align: cosine mapped to [0, 1].  A cosine of unit vectors rounded in fp32
+    can pass 1 by ~1e-7; it is clamped, so every score stays within its documented range."""
+    return (1.0 + _clamp(cos)) / 2.0
+
+
+def _clamp(cos):
+    return cos.clamp(-1.0, 1.0) if torch.is_tensor(cos) else min(1.0, max(-1.0, cos))
+
+
+# Rows of x per step of ``_align``: bounds the (rows x |Y|) cosine matrix of a long chain's
+# tokens (2**22 float64 values: 32 MB).
+ALIGN_CHUNK_VALUES = 2**22
 
 
 def _finite(value: float) -> Result:
@@ -78,7 +89,10 @@ def _finite(value: float) -> Result:
 
 def _align(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """align(x_i -> Y) for every row of x: max over Y of r-align."""
-    return ra((x @ y.T).max(dim=1).values)
+    step = max(1, ALIGN_CHUNK_VALUES // max(1, y.shape[0]))
+    if x.shape[0] <= step:
+        return ra((x @ y.T).max(dim=1).values)
+    return torch.cat([ra((x[a:a + step] @ y.T).max(dim=1).values) for a in range(0, x.shape[0], step)])
 
 
 def _mean_align(x: torch.Tensor, y: torch.Tensor, mode: str, empty_reason: str):
@@ -278,7 +292,7 @@ def repetition_step(c: ChainInputs, mode: str = PAPER) -> Result:
     cos = (c.steps[i] * c.steps[j]).sum(dim=1)
     k = int(cos.argmax())
     c.details["repetition_step_pair"] = [int(j[k]), int(i[k])]
-    best = float(cos[k])
+    best = _clamp(float(cos[k]))
     return _finite((1.0 - best) / 4.0 if mode == PARLAI else (1.0 - best) / 2.0)
 
 

@@ -9,10 +9,11 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import __version__, registry, splitters
+from . import __version__, batched, registry, splitters
 from .cache import DEFAULT_SIZES, LRU
 from .chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Chain, coerce
 from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
+from .memory import resolve_budget
 from .models import ModelSet
 from .models.encoders import Tokenized
 from .plan import Needs, Plan, drop_rule
@@ -32,6 +33,11 @@ class Scorer:
     Model outputs are kept in a bounded LRU cache per slot (``cache_size``: items per slot,
     0 to turn it off), so texts repeated across blocks or calls are computed once.
 
+    ``max_memory`` bounds the working memory that grows with the input (bytes or a size such
+    as ``"2G"``; ``"auto"``: 1/8 of the free memory, at most 1 GiB on a CPU and 4 GiB on a GPU;
+    None: no bound): a quarter for the token-vector cache, a quarter for a block's model
+    outputs, half for the formula tensors (see ``roscoe.memory``).
+
     >>> scorer = Scorer(preset="lite")                      # doctest: +SKIP
     >>> table = scorer.score([{"id": 1, "context": "...", "steps": ["...", "..."]}])  # doctest: +SKIP
     """
@@ -39,7 +45,7 @@ class Scorer:
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
                  cache_size=None, batched=True, overlap=None, compile=False, max_items=DEFAULT_MAX_ITEMS,
-                 max_chars=DEFAULT_MAX_CHARS, **model_overrides):
+                 max_chars=DEFAULT_MAX_CHARS, max_memory="auto", **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
@@ -54,9 +60,12 @@ class Scorer:
         self.overlap = self.models.device.startswith("cuda") if overlap is None else bool(overlap)
         self.split = {**DEFAULT_SPLITTERS, **(split or {})}
         self.timings: dict[str, float] = {}
+        self.formula_stats: dict[str, int] = {}  # groups run, chains chunked, chains over the budget
+        self.max_memory = None if max_memory is None else resolve_budget(max_memory, self.models.device)
+        self.formula_budget = None if self.max_memory is None else self.max_memory // 2
         sizes = {**DEFAULT_SIZES, **({s: cache_size for s in DEFAULT_SIZES} if isinstance(cache_size, int)
                                      else (cache_size or {}))}
-        self.caches = {slot: LRU(n) for slot, n in sizes.items()}
+        self.caches = {slot: self._cache(slot, n) for slot, n in sizes.items()}
 
     # ------------------------------------------------------------------ public API
 
@@ -65,7 +74,7 @@ class Scorer:
         names = registry.resolve(scores)
         chains = [coerce(c, i) for i, c in enumerate(chains)]
         _check_unique(chains)
-        tables = list(self.score_blocks(self.blocks(chains), names, details=details))
+        tables = list(self.score_blocks(self.blocks(chains, names), names, details=details))
         if not tables:
             return self._empty(names, details)
         return ScoreTable.concat(tables)
@@ -104,9 +113,14 @@ class Scorer:
             if self.models.available(slot):
                 self.models.get(slot)
 
+    def _cache(self, slot: str, max_items: int) -> LRU:
+        if slot != TOKEN or self.max_memory is None:
+            return LRU(max_items)
+        return LRU(max_items, max_bytes=self.max_memory // 4, size=lambda m: m.nelement() * m.element_size())
+
     def clear_cache(self) -> None:
         for slot, cache in self.caches.items():
-            self.caches[slot] = LRU(cache.max_items)
+            self.caches[slot] = self._cache(slot, cache.max_items)
 
     def cache_stats(self) -> dict:
         return {slot: c.stats() for slot, c in self.caches.items()}
@@ -117,19 +131,34 @@ class Scorer:
         return ((self.max_items is not None and max(map(len, fields)) > self.max_items)
                 or (self.max_chars is not None and sum(len(s) for f in fields for s in f) > self.max_chars))
 
-    def blocks(self, chains: Iterable[Chain]) -> Iterator[list[Chain]]:
+    def blocks(self, chains: Iterable[Chain], scores=None) -> Iterator[list[Chain]]:
         """Chains in blocks of ``block_size``, cut earlier where a block's NLI pairs would pass
-        ``BLOCK_PAIRS`` (a chain over the limits counts for none: it gets no model work)."""
-        block, pairs = [], 0
+        ``BLOCK_PAIRS`` or the estimated size of its model outputs a quarter of ``max_memory``
+        (a chain over the size limits counts for nothing: it gets no model work)."""
+        out_budget = None if self.max_memory is None else self.max_memory // 4
+        per_char = self._output_bytes_per_char(registry.resolve(scores)) if out_budget is not None else 0
+        block, pairs, size = [], 0, 0
         for c in chains:
-            cost = 0 if self.too_long(c) else len(c.steps) * (len(c.steps) + len(c.context))
-            if block and (len(block) >= self.block_size or pairs + cost > BLOCK_PAIRS):
+            long = self.too_long(c)
+            cost = 0 if long else len(c.steps) * (len(c.steps) + len(c.context))
+            est = 0 if long or not per_char else per_char * sum(len(s) + 4 for f in (c.steps, c.context) for s in f)
+            if block and (len(block) >= self.block_size or pairs + cost > BLOCK_PAIRS
+                          or (out_budget is not None and size + est > out_budget)):
                 yield block
-                block, pairs = [], 0
+                block, pairs, size = [], 0, 0
             block.append(c)
             pairs += cost
+            size += est
         if block:
             yield block
+
+    def _output_bytes_per_char(self, names) -> int:
+        """Bytes of token vectors per character of text, for sizing blocks before any text is
+        tokenized.  Assumes a token per two characters: English averages four or more, so only
+        text of one token a character (CJK) is underestimated, by half."""
+        if not any(TOKEN in registry.SCORES[n].slots for n in names) or not self.models.available(TOKEN):
+            return 0
+        return self.models.hidden_size(TOKEN) * 4 // 2
 
     def score_blocks(self, blocks: Iterable[list[Chain]], names, *, details=False) -> Iterator[ScoreTable]:
         """One table per block, in order.  With ``overlap`` the next block is taken from
@@ -229,8 +258,6 @@ class Scorer:
         return values, reasons
 
     def _formulas_batched(self, chains, plan, out, names):
-        from .batched import CODES, Block
-
         n = len(chains)
         values = np.full((n, len(names)), np.nan)
         codes = np.full((n, len(names)), -1)
@@ -238,20 +265,19 @@ class Scorer:
         device = torch.device(self.models.device)
         dtype = torch.float64 if device.type == "cpu" else torch.float32  # reductions: fp64 on CPU, fp32 on GPU
         counts = [(len(c.steps), len(c.context), None if c.reference is None else len(c.reference)) for c in chains]
-        block = Block(plan.refs, counts, out, self.mode, device, dtype, plan.nli_pairs) if not empty.all() else None
-        computed = []
-        for k, name in enumerate(names):
-            if not all(self.models.available(s) for s in registry.SCORES[name].slots):
-                codes[:, k] = CODES.index("model_unavailable")
-            elif block is not None:
-                computed.append((k, *block.compute(name)))
-        if computed:  # one device-to-host copy for every score of the block
-            cols = [k for k, _, _ in computed]
-            values[:, cols] = torch.stack([v.double() for _, v, _ in computed], 1).cpu().numpy()
-            codes[:, cols] = torch.stack([c for _, _, c in computed], 1).cpu().numpy()
-        codes[empty, :] = CODES.index("empty_hypothesis")
+        ready = [k for k, name in enumerate(names)
+                 if all(self.models.available(s) for s in registry.SCORES[name].slots)]
+        codes[:, [k for k in range(len(names)) if k not in ready]] = batched.CODES.index("model_unavailable")
+        if ready and not empty.all():
+            v, c = batched.compute(plan.refs, counts, out, [names[k] for k in ready], mode=self.mode, device=device,
+                                   dtype=dtype, nli_pairs=plan.nli_pairs, budget=self.formula_budget,
+                                   sent_width=out["sent"].shape[1] if "sent" in out else 0,
+                                   tok_width=_width(out.get("tok")), stats=self.formula_stats)
+            values[:, ready] = v.numpy()
+            codes[:, ready] = c.numpy()
+        codes[empty, :] = batched.CODES.index("empty_hypothesis")
         values[codes != -1] = np.nan
-        reasons = [{names[k]: CODES[codes[r, k]] for k in np.flatnonzero(codes[r] != -1)} for r in range(n)]
+        reasons = [{names[k]: batched.CODES[codes[r, k]] for k in np.flatnonzero(codes[r] != -1)} for r in range(n)]
         return values, reasons
 
     def _one(self, name: str, ci: ChainInputs):
@@ -380,6 +406,11 @@ class Prepared:
 
     plan: Plan
     ahead: dict = field(default_factory=dict)
+
+
+def _width(tok) -> int:
+    """The width of the token vectors (0 without any)."""
+    return next((m.shape[1] for m in tok if m.ndim == 2), 0) if tok else 0
 
 
 def _check_unique(chains: list[Chain]):

@@ -34,3 +34,14 @@ def test_batched_formulas_equal_per_chain(lite_scorer, mode):
         assert a.reasons[tokless]["repetition_word"] == "no_tokens"
     else:
         assert a["repetition_word"][tokless] == 1.0
+
+
+@pytest.mark.parametrize("mode", ["paper", "parlai"])
+def test_a_block_without_a_single_token(lite_scorer, mode):
+    """No text of the block gives the token model a token (it raised IndexError)."""
+    chain = {"id": "z", "context": "", "steps": ["\u200b", "\u200b"]}
+    t = Scorer(models=lite_scorer.models, mode=mode).score([chain], ["repetition_word", "faithfulness_ww"])
+    if mode == "paper":
+        assert t.reasons[0] == {"repetition_word": "no_tokens", "faithfulness_ww": "empty_context"}
+    else:
+        assert t["repetition_word"][0] == 1.0 and t["faithfulness_ww"][0] == 0.0 and t.reasons[0] == {}

@@ -63,11 +63,26 @@ def test_lru_cache_bounds_and_order():
     assert calls[-1] == ["c", "d"] and len(c) == 3
     c.lookup(["a"], compute)  # "a" was evicted (least recently used)
     assert calls[-1] == ["a"]
-    assert c.stats() == {"items": 3, "hits": 1, "misses": 6}  # only "b" in the second call hit
+    assert c.stats() == {"items": 3, "bytes": 0, "hits": 1, "misses": 6}  # only "b" in the second call hit
     off = LRU(0)
     off.lookup(["x"], compute)
     off.lookup(["x"], compute)
     assert len(off) == 0 and calls[-1] == ["x"] and calls[-2] == ["x"]
+
+
+def test_lru_cache_byte_bound():
+    """Token matrices differ a hundredfold in size: the cache also keeps to a byte bound,
+    evicting the least recently used values until the rest fit."""
+    from roscoe.cache import LRU
+
+    c = LRU(100, max_bytes=10, size=len)
+    c.lookup(["aaaa", "bbbb"], lambda ks: ks)
+    assert len(c) == 2 and c.bytes == 8
+    c.lookup(["aaaa"], lambda ks: ks)  # "aaaa" is now the most recently used
+    c.lookup(["cccccc"], lambda ks: ks)  # 14 bytes: "bbbb" goes, then 10 fit
+    assert c.bytes == 10 and c.lookup(["aaaa", "cccccc"], lambda ks: ["miss"] * len(ks)) == ["aaaa", "cccccc"]
+    c.lookup(["x" * 11], lambda ks: ks)  # larger than the bound alone: kept by nobody
+    assert len(c) == 0 and c.bytes == 0
 
 
 @pytest.mark.parametrize("prefetch", [False, True])

@@ -241,7 +241,8 @@ def test_size_limits_give_too_long_rows(tmp_path, capsys):
     assert got[1]["faithfulness"] is None and got[1]["reasons"] == {"faithfulness": "too_long"}
     assert isinstance(got[0]["faithfulness"], float) and isinstance(got[2]["faithfulness"], float)
     assert "1 too_long" in capsys.readouterr().out
-    assert json.loads(io.meta_path(out).read_text())["limits"] == {"max_items": 1000, "max_chars": 1000}
+    limits = json.loads(io.meta_path(out).read_text())["limits"]
+    assert limits["max_items"] == 1000 and limits["max_chars"] == 1000 and limits["max_memory"] >= 64 * 2**20
     assert run("score", src, "-o", out, "--scores", "faithfulness", "--no-progress", "--overwrite",
                "--max-items", "0", "--max-chars", "0") == 0
     assert isinstance(load_jsonl(out)[1]["faithfulness"], float)

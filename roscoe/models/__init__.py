@@ -140,6 +140,15 @@ class ModelSet:
         self._loaded[slot] = model
         return model
 
+    def hidden_size(self, slot: str) -> int:
+        """The width of the slot model's hidden states, from its configuration: no weights load."""
+        if slot in self._loaded:
+            return int(self._loaded[slot].model.config.hidden_size)
+        import transformers
+
+        src = source_for(self.preset.slots[slot], allow_hub=self.allow_hub)
+        return int(transformers.AutoConfig.from_pretrained(str(src.path)).hidden_size)
+
     def describe(self, slot: str, *, load: bool = False) -> dict:
         """Slot, model, origin, size and hash, without loading the weights unless asked."""
         spec = self.preset.slots[slot]
