@@ -1,6 +1,7 @@
 """Chains: validated records of (id, context, steps, optional reference, passthrough fields)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,35 @@ DEFAULT_SPLITTERS = {"context": "punkt", "steps": "punkt+newline", "reference": 
 # and 11,460 characters (CHAMP).
 DEFAULT_MAX_ITEMS = 1000      # sentences in any one of context, steps, reference
 DEFAULT_MAX_CHARS = 100_000   # characters of context, steps and reference together
+
+
+# A lone surrogate (an unpaired \ud800-\udfff escape: valid JSON, but no Unicode character) is
+# the one thing in text that the models' tokenizers refuse outright (TypeError); it cannot be
+# written as UTF-8 either.  In context, steps and reference it becomes U+FFFD; in an id or a
+# kept field, which are written back as given, it is an input error.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def clean_text(text: str) -> str:
+    """The text the models see: lone surrogates replaced by U+FFFD, nothing else changed."""
+    return _SURROGATE.sub(REPLACEMENT, text) if _SURROGATE.search(text) else text
+
+
+def _surrogate_in(value) -> str | None:
+    """Which lone surrogate sits where in a JSON value, in words, or None."""
+    stack = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                return f"lone surrogate U+{ord(m.group()):04X} at character {m.start()}" + (f" of {path}" if path else "")
+        elif isinstance(v, dict):
+            stack += [(f"{path}.{k}", x) for k, x in v.items()] + [(f"{path}.<key>", k) for k in v]
+        elif isinstance(v, list):
+            stack += [(f"{path}[{i}]", x) for i, x in enumerate(v)]
+    return None
 
 
 class InputError(ValueError):
@@ -50,6 +80,7 @@ class Chain:
                 continue
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 raise InputError("expected a list of strings", field=name)
+            setattr(self, name, [clean_text(s) for s in value])
 
 
 @dataclass(frozen=True)
@@ -90,6 +121,8 @@ def from_record(record, *, fields: FieldMap = FieldMap(), split: dict | None = N
         if isinstance(cid, bool) or not isinstance(cid, (str, int)):
             raise InputError(f"expected a string or an integer, got {type(cid).__name__}",
                              source=source, line=line, field=fields.id)
+        if (where := _surrogate_in(cid)) is not None:
+            raise InputError(f"not valid Unicode ({where})", source=source, line=line, field=fields.id)
     elif line is not None:
         cid = line  # the issue's rule: a missing id gets the line number
     else:
@@ -119,6 +152,9 @@ def _fields(record, cid, fields, split, keep_fields, source, line) -> Chain:
     for k in keep_fields:
         if k not in record:
             raise InputError("missing (asked for with --keep-fields)", source=source, line=line, field=k)
+        if (where := _surrogate_in(record[k])) is not None:
+            raise InputError(f"not valid Unicode, so it cannot be written back ({where})",
+                             source=source, line=line, field=k)
         extra[k] = record[k]
     return Chain(cid, steps, context, reference, extra, {k: v for k, v in dropped.items() if v})
 

@@ -73,7 +73,8 @@ def _score_parser(sub):
                    help="allow hub downloads for models given by id under an offline preset")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"],
                    help="bad input lines: fail (exit 2 before scoring anything) or skip (report them, "
-                        "score the rest)")
+                        "score the rest). A chain that a model cannot take gets NaN model_error either way and the "
+                        "rest is scored; the exit code is then 1 under fail, 0 under skip")
     p.add_argument("--resume", action="store_true", help="skip ids already in the output and append")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--keep-fields", default="", help="comma-separated input fields copied into each output row")
@@ -433,6 +434,8 @@ def _score(args, path, name: str) -> int:
             progress.close()
     elapsed = time.perf_counter() - t0
     writer.close(names, metadata={b"roscoe_signature": str(signature).encode()})
+    if scorer.failures:
+        meta["model_errors"] = [{"id": f["id"], "error": f["error"]} for f in scorer.failures]
 
     from .table import format_summary
 
@@ -451,6 +454,12 @@ def _score(args, path, name: str) -> int:
               + (f" ({len(done)} already there)" if done else "")
               + (f"; {len(errors)} bad line(s) skipped" if errors else ""), file=report)
         print(format_summary(summary, signature), file=report)
+    if scorer.failures:
+        ids = ", ".join(repr(f["id"]) for f in scorer.failures[:10]) + (" ..." if len(scorer.failures) > 10 else "")
+        print(f"{'warning' if args.on_error == 'skip' else 'error'}: {len(scorer.failures)} chain(s) failed in a "
+              f"model or formula and got NaN model_error ({ids}); every other chain was scored", file=sys.stderr)
+        if args.on_error == "fail":
+            return EXIT_FAIL
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ REASONS = {
     "input_error": "the input line failed validation",
     "model_unavailable": "the preset has no model for a slot this score needs",
     "too_long": "the chain is over the scorer's size limits (max_items, max_chars); it was not scored",
+    "model_error": "a model or formula raised on this chain alone; the error is in the run's warnings and meta file",
     "over_memory": "the chain's formula tensors alone need more than the scorer's memory budget (max_memory)",
 }
 

@@ -19,6 +19,10 @@ from .chains import Chain, FieldMap, InputError, from_record
 from .profiles import PROFILES
 
 MAX_LINE_BYTES = 16 * 2**20
+# Arrays and objects nested deeper than this make a line bad.  A chain needs 2 levels (an object
+# holding lists of strings) and label files a handful; thousands of levels made the JSON parser
+# raise RecursionError and took the run down.
+MAX_JSON_DEPTH = 64
 FORMATS = ("jsonl", *PROFILES)
 STDOUT = "-"  # an output path meaning JSONL rows on standard output
 
@@ -42,9 +46,30 @@ def read_lines(path: str | os.PathLike, *, name: str | None = None) -> Iterator[
             if not text.strip():
                 continue
             try:
-                yield lineno, json.loads(text)
+                value = json.loads(text)
+                # counting brackets (strings included) is cheap and rules out nearly every line
+                deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH
             except json.JSONDecodeError as err:
                 yield lineno, InputError(f"malformed JSON: {err.msg} at column {err.colno}", source=src, line=lineno)
+                continue
+            except RecursionError:  # deeper than the parser goes, so deeper than the limit
+                deep = True
+            if deep:
+                yield lineno, InputError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep", source=src, line=lineno)
+                continue
+            yield lineno, value
+
+
+def json_depth(value) -> int:
+    """How many arrays and objects are nested in ``value`` at its deepest (0 for a scalar),
+    found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields=(),

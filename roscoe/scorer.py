@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -60,6 +61,7 @@ class Scorer:
         self.overlap = self.models.device.startswith("cuda") if overlap is None else bool(overlap)
         self.split = {**DEFAULT_SPLITTERS, **(split or {})}
         self.timings: dict[str, float] = {}
+        self.failures: list[dict] = []  # chains a model or formula could not take: {"id", "error"}
         self.formula_stats: dict[str, int] = {}  # groups run, chains chunked, chains over the budget
         self.max_memory = None if max_memory is None else resolve_budget(max_memory, self.models.device)
         self.formula_budget = None if self.max_memory is None else self.max_memory // 2
@@ -162,11 +164,16 @@ class Scorer:
 
     def score_blocks(self, blocks: Iterable[list[Chain]], names, *, details=False) -> Iterator[ScoreTable]:
         """One table per block, in order.  With ``overlap`` the next block is taken from
-        ``blocks``, planned and tokenized on a worker thread while this one is scored."""
+        ``blocks``, planned and tokenized on a worker thread while this one is scored.
+
+        A block whose scoring raises is scored again in halves, down to single chains, so a
+        chain that a model or formula cannot take gets NaN ``model_error`` (and an entry in
+        ``self.failures``) while the rest of its block is scored.  When every chain of the
+        block fails alone the failure is not the chains' and is raised."""
         names = tuple(names)
         if not self.overlap:
             for block in blocks:
-                yield self.score_block(block, names, details=details)
+                yield self._isolated(block, names, details)
             return
         self.load(names)  # here, never from two threads at once
         from concurrent.futures import ThreadPoolExecutor
@@ -176,11 +183,44 @@ class Scorer:
             block = next(it, None)
             pending = None if block is None else pool.submit(self.prepare, block, names, tokenize=True)
             while pending is not None:
-                ready = pending.result()
+                try:
+                    ready = pending.result()
+                except Exception:  # noqa: BLE001 - scored again below, where a bad chain is found
+                    ready = None
                 following = next(it, None)
                 pending = None if following is None else pool.submit(self.prepare, following, names, tokenize=True)
-                yield self.score_block(block, names, details=details, prepared=ready)
+                yield self._isolated(block, names, details, ready)
                 block = following
+
+    def _isolated(self, block: list[Chain], names, details, prepared: Prepared | None = None) -> ScoreTable:
+        try:
+            return self.score_block(block, names, details=details, prepared=prepared)
+        except Exception:  # noqa: BLE001 - narrowed down to the chains below
+            if len(block) < 2:
+                raise
+            half = len(block) // 2
+            parts = self._split_scores(block[:half], names, details) + self._split_scores(block[half:], names, details)
+            if not any(isinstance(t, ScoreTable) for t in parts):
+                raise
+        return ScoreTable.concat([t if isinstance(t, ScoreTable) else self._failed(c, t, names, details)
+                                  for c, t in zip(block, parts)])
+
+    def _split_scores(self, block: list[Chain], names, details) -> list[ScoreTable | str]:
+        """Per chain of ``block`` a one-row table, or the error it fails with alone."""
+        try:
+            table = self.score_block(block, names, details=details)
+        except Exception as err:  # noqa: BLE001
+            if len(block) == 1:
+                return [f"{type(err).__name__}: {err}"]
+            half = len(block) // 2
+            return self._split_scores(block[:half], names, details) + self._split_scores(block[half:], names, details)
+        return [table.take([row]) for row in range(len(block))]
+
+    def _failed(self, chain: Chain, error: str, names, details) -> ScoreTable:
+        self.failures.append({"id": chain.id, "error": error})
+        warnings.warn(f"chain {chain.id!r}: {error}; its scores are NaN model_error", RuntimeWarning, stacklevel=4)
+        return ScoreTable([chain.id], names, np.full((1, len(names)), np.nan), [{n: "model_error" for n in names}],
+                          [dict(chain.extra)], [{}] if details else None)
 
     # ------------------------------------------------------------------ one block
 

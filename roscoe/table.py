@@ -77,6 +77,12 @@ class ScoreTable:
     def summary(self, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
         return summarize(self.names, self.values, self.reasons, n_boot=n_boot, seed=seed, level=level)
 
+    def take(self, rows: list[int]) -> "ScoreTable":
+        """The table of the given rows, in that order."""
+        return ScoreTable([self.ids[r] for r in rows], self.names, self.values[rows], [self.reasons[r] for r in rows],
+                          [self.extra[r] for r in rows], None if self.details is None else
+                          [self.details[r] for r in rows], self.signature, self.stats)
+
     @staticmethod
     def concat(tables: list["ScoreTable"]) -> "ScoreTable":
         first = tables[0]

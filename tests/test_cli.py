@@ -148,9 +148,9 @@ def test_failure_while_scoring_keeps_rows_and_exits_1(tmp_path, monkeypatch, cap
     real = Scorer.score_block
     calls = {"n": 0}
 
-    def flaky(self, chains, names, **kw):
+    def flaky(self, chains, names, **kw):  # the device fails for good after the first block
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] >= 2:
             raise RuntimeError("simulated device failure")
         return real(self, chains, names, **kw)
 
@@ -160,6 +160,8 @@ def test_failure_while_scoring_keeps_rows_and_exits_1(tmp_path, monkeypatch, cap
     assert "simulated device failure" in capsys.readouterr().err
     assert len(load_jsonl(out)) == 2
     assert json.loads(io.meta_path(out).read_text())["status"] == "failed"
+    assert calls["n"] == 4  # the failing block, then each of its chains alone: none scores, so not theirs
+    monkeypatch.setattr(Scorer, "score_block", real)
     assert run("score", src, "-o", out, "--scores", "faithfulness", "--block-size", "2", "--no-progress",
                "--resume") == 0
     assert len(load_jsonl(out)) == 4

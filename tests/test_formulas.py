@@ -252,7 +252,7 @@ def test_non_finite_is_reported():
 def test_every_reason_is_documented():
     assert {"empty_hypothesis", "empty_context", "no_reference", "empty_reference", "too_few_steps",
             "no_tokens", "empty_text", "non_finite", "reference_raises", "input_error",
-            "model_unavailable", "too_long", "over_memory"} == set(F.REASONS)
+            "model_unavailable", "too_long", "over_memory", "model_error"} == set(F.REASONS)
     from .conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
