@@ -350,7 +350,7 @@ class Block:
         """Per chain, the largest P(contradiction) among its pairs of ``kind`` (-inf: none)."""
         best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
         owners, indices = self.nli_pairs.get(kind, ([], []))
-        if indices:
+        if len(indices):
             con = self.out["con"].to(self.dev, self.dt)
             best = best.scatter_reduce(0, torch.as_tensor(owners, device=self.dev),
                                        con[torch.as_tensor(indices, device=self.dev)], "amax")
@@ -499,15 +499,13 @@ def _largest_chunk(dims, budget: int, widths: dict) -> int | None:
 
 def _pairs_of(nli_pairs: dict, rows: np.ndarray) -> dict:
     """The NLI pairs of ``rows`` (chains of the block), their owners renumbered within ``rows``.
-    A plan lists each chain's pairs together, in row order."""
+    ``nli_pairs`` holds int64 arrays; a plan lists each chain's pairs together, in row order."""
     out = {}
     for kind, (owners, indices) in nli_pairs.items():
-        owners = np.asarray(owners, dtype=np.int64)
-        indices = np.asarray(indices, dtype=np.int64)
         lo = np.searchsorted(owners, rows, side="left")
         hi = np.searchsorted(owners, rows, side="right")
         take = _ranges(lo, hi - lo) if len(rows) else np.zeros(0, np.int64)
-        out[kind] = (np.repeat(np.arange(len(rows)), hi - lo).tolist(), indices[take].tolist())
+        out[kind] = (np.repeat(np.arange(len(rows)), hi - lo), indices[take])
     return out
 
 
@@ -518,6 +516,8 @@ def compute(refs, counts, out: dict, names, *, mode: str, device, dtype, nli_pai
     Chains over the budget even alone get the code ``over_memory``.  ``stats`` counts the
     groups, the chains run in chunks and those over the budget."""
     n = len(refs)
+    # as arrays once, not once per group
+    nli_pairs = {k: (np.asarray(o, dtype=np.int64), np.asarray(i, dtype=np.int64)) for k, (o, i) in nli_pairs.items()}
     # every output tensor on the device in the formulas' dtype once, not once per group
     out = {k: v.to(device, dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
            for k, v in out.items()}
