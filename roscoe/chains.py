@@ -28,7 +28,7 @@ REPLACEMENT = "\ufffd"
 
 def clean_text(text: str) -> str:
     """The text the models see: lone surrogates replaced by U+FFFD, nothing else changed."""
-    return _SURROGATE.sub(REPLACEMENT, text) if _SURROGATE.search(text) else text
+    return _SURROGATE.sub(REPLACEMENT, text)  # the same str object when there is none
 
 
 def _surrogate_in(value) -> str | None:

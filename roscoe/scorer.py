@@ -230,12 +230,16 @@ class Scorer:
         t0 = time.perf_counter()
         needs = Needs.of(tuple(names), self.models.available)
         admitted = self._admitted(chains)
-        plan = Plan(admitted, needs, self.mode, self._token_lengths(admitted) if needs.tokens else None)
+        texts = self._token_texts(admitted) if needs.tokens else None
+        plan = Plan(admitted, needs, self.mode, None if texts is None else texts.length)
         ahead = {}
+        if texts is not None:  # tokenized already for the widths: the pass reads the same ids
+            ahead[TOKEN] = Tokenized(plan.tokens.items, self.models.get(TOKEN).tokenize(plan.tokens.items, texts))
         if tokenize:
             work = {EMBEDDER: plan.sentences.items, TOKEN: plan.tokens.items,
                     NLI: plan.pairs.items, LM: plan.lm_texts.items, GRAMMAR: plan.grammar_texts.items}
-            ahead = {slot: Tokenized.by(self.models.get(slot), items) for slot, items in work.items() if items}
+            ahead.update({slot: Tokenized.by(self.models.get(slot), items) for slot, items in work.items()
+                          if items and slot not in ahead})
         self._tick("prepare" if tokenize else "plan", t0)
         return Prepared(plan, ahead)
 
@@ -270,13 +274,12 @@ class Scorer:
         return ScoreTable([c.id for c in chains], names, values, reasons, [dict(c.extra) for c in chains],
                           chain_details, stats={"plan": plan.sizes()})
 
-    def _token_lengths(self, chains: list[Chain]):
-        """parlai mode: each step's and context sentence's token count (the token pass pads a
-        chain's side to its longest), as a lookup; paper mode: None."""
+    def _token_texts(self, chains: list[Chain]) -> Tokenized | None:
+        """parlai mode: every step and context sentence tokenized by the token model, whose
+        counts set the width each chain's side is padded to; paper mode: None."""
         if self.mode != PARLAI:
             return None
-        texts = list(dict.fromkeys(t for c in chains for t in (*c.steps, *c.context)))
-        return dict(zip(texts, self.models.get(TOKEN).lengths(texts))).__getitem__
+        return self.models.get(TOKEN).tokenize_texts([t for c in chains for t in (*c.steps, *c.context)])
 
     def _admitted(self, chains: list[Chain]) -> list[Chain]:
         """The chains the models work on: one over the limits is replaced by a chain without

@@ -63,6 +63,10 @@ class Tokenized:
     def __len__(self):
         return len(self._row)
 
+    def length(self, item) -> int:
+        """How many token ids ``item`` has (special tokens included)."""
+        return len(self.columns["input_ids"][self._row[item]])
+
     def take(self, items) -> dict[str, list] | None:
         """The columns for ``items`` in that order, or None if any of them was not tokenized."""
         rows = [self._row.get(x) for x in items]
@@ -362,17 +366,20 @@ class TokenEmbedder(_Encoder):
 
     slot = "token"
 
-    def lengths(self, texts: list[str]) -> list[int]:
-        """Token count of each text as this model's pass takes it (special tokens included)."""
-        return [len(ids) for ids in self._tokenize(texts)["input_ids"]] if texts else []
+    def tokenize_texts(self, texts: list[str]) -> Tokenized:
+        """The texts' token ids as this model's pass takes them, keyed by text (one text can be
+        several items: one per drop rule and width)."""
+        texts = list(dict.fromkeys(texts))
+        return Tokenized(texts, self._tokenize(texts) if texts else {"input_ids": []})
 
-    def tokenize(self, items: list[tuple]) -> dict[str, list]:
+    def tokenize(self, items: list[tuple], texts: Tokenized | None = None) -> dict[str, list]:
         """Items are (text, drop rule, width), as the output cache keys them; the columns carry
-        the 0/1 ``keep`` mask of each text's positions besides the token ids."""
-        texts = list(dict.fromkeys(item[0] for item in items))
-        row = {t: i for i, t in enumerate(texts)}
-        cols = self._tokenize(texts)
-        cols = {k: [col[row[item[0]]] for item in items] for k, col in cols.items()}
+        the 0/1 ``keep`` mask of each text's positions besides the token ids.  ``texts``: the
+        texts already tokenized (``tokenize_texts``), else they are tokenized here."""
+        names = [item[0] for item in items]
+        cols = texts.take(names) if texts is not None else None
+        if cols is None:
+            cols = self.tokenize_texts(names).take(names)
         cols["keep"] = [_keep(self.tokenizer, ids, item[1]) for item, ids in zip(items, cols["input_ids"])]
         return cols
 
