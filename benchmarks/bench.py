@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from roscoe import registry  # noqa: E402
 from roscoe.models import lm  # noqa: E402
 from roscoe.scorer import Scorer  # noqa: E402
-from roscoe.shared_data import shared_data  # noqa: E402
+from roscoe.datasets import shared_root  # noqa: E402
 
-SHARED = shared_data()
+SHARED = shared_root()
 GPU_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 # what a BERT tokenizer folder holds: copied beside each random model, and carried to the GPU
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -238,7 +238,7 @@ def run_batched(scorer, chains, names, profile=0):
     """(table, wall seconds, warm-up seconds) of the batched path."""
     warm = warm_up(scorer, chains, names)
     scorer.timings.clear()
-    for m in scorer.models._loaded.values():
+    for m in scorer.models.loaded().values():
         m.stats.__init__()
     if scorer.models.device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -270,7 +270,7 @@ def run_naive(scorer, chains, names):
     warm_up(scorer, chains, names)
     # the reference's model code: every model and text run on its own, transformers' DeBERTa attention
     scorer.models.share_passes = False
-    for slot, model in scorer.models._loaded.items():
+    for slot, model in scorer.models.loaded().items():
         if slot == "lm":
             model.share_prefixes = False
             model.feed_last_token = True
@@ -302,8 +302,8 @@ def benchmark(args) -> dict:
     for stage, secs in scorer.timings.items():
         row = {"seconds": round(secs, 3)}
         slot = slot_of.get(stage)
-        if slot in scorer.models._loaded:
-            m = scorer.models._loaded[slot]
+        if scorer.models.is_loaded(slot):
+            m = scorer.models.loaded()[slot]
             flops = model_flops(m, m.stats)
             row.update(tokens=m.stats.tokens, texts=m.stats.texts, tokens_per_s=round(m.stats.tokens / secs),
                        tflops=round(flops / secs / 1e12, 4), peak_ratio=round(flops / secs / peak, 4),

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from roscoe.shared_data import shared_data  # noqa: E402
+from roscoe.datasets import shared_root  # noqa: E402
 
-SHARED = shared_data()
+SHARED = shared_root()
 
 
 def _question_key(source: str, chain_id: str) -> str:

@@ -9,19 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from roscoe.shared_data import shared_data
+from roscoe import datasets
 
 from . import baselines, loaders
 from .stats import METHODS, Cell, correlate
 from .tables import Table, cells_csv, summary_markdown
 
-
-
-def data_root() -> Path:
-    root = shared_data()
-    if not root.is_dir():
-        raise FileNotFoundError(f"human-judgment data not found at {root}; set ROSCOE_SHARED_DATA")
-    return root
 
 
 MR_BEN_SUBJECTS = ("biology", "chemistry", "coding", "math", "medicine", "physics")
@@ -42,11 +35,12 @@ STEP_SCORES = {
 }
 
 
-def load_benchmark(name: str) -> loaders.LabelledSet:
+def load_benchmark(name: str, root: Path | str | None = None) -> loaders.LabelledSet:
+    """The labelled set ``name``: shipped with the package, or from ``root`` (see ``roscoe.datasets``)."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}")
     rel, loader = BENCHMARKS[name]
-    return loader(data_root() / rel)
+    return loader(datasets.locate(rel, root))
 
 
 @dataclass

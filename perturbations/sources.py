@@ -3,14 +3,13 @@ the chains with a list of the rows it skipped and why (never a silent drop)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roscoe.shared_data import shared_data
+from roscoe import datasets
 
 from .base import GoldChain
 
@@ -41,21 +40,15 @@ class SourceError(ValueError):
     """A source file that cannot be read at all (missing, not the expected format)."""
 
 
-def data_root() -> Path:
-    """``$ROSCOE_SHARED_DATA``, else ``../shared/data`` beside the checkout (as human_eval)."""
-    root = shared_data()
-    if not root.is_dir():
-        raise SourceError(f"the source datasets were not found at {root}: set ROSCOE_SHARED_DATA or pass "
-                          "--data-root (the directory holding dev/sources/)")
-    return root
+def source_file(rel: str, root: Path | str | None = None) -> Path:
+    """A source dataset file: shipped with the package, or under ``root`` (see ``roscoe.datasets``)."""
+    try:
+        return datasets.locate(rel, root)
+    except datasets.DataNotFound as err:
+        raise SourceError(str(err)) from None
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = datasets.sha256
 
 
 def _json_lines(path: Path, built: Built) -> Iterator[tuple[int, dict]]:
@@ -301,7 +294,7 @@ def build(name: str, path: Path | str | None = None, *, root: Path | None = None
     if name not in SOURCES:
         raise SourceError(f"unknown source {name!r}; expected one of {', '.join(SOURCES)}")
     src = SOURCES[name]
-    paths = [Path(path)] if path else [(root or data_root()) / f for f in src.files]
+    paths = [Path(path)] if path else [source_file(f, root) for f in src.files]
     built = Built(name)
     for p in paths:
         if not p.is_file():

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from roscoe.shared_data import shared_data
+from roscoe.datasets import shared_root
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = shared_data()
+SHARED = shared_root()
 GSM8K_HUMAN = SHARED / "dev/human/roscoe_human/roscoe_human_gsm8k.jsonl"
 ESNLI_HUMAN = SHARED / "dev/human/roscoe_human/roscoe_human_esnli.jsonl"
 EXAMPLE = ROOT / "examples" / "chains.jsonl"

@@ -14,7 +14,7 @@ LITE_SCORES = [n for n in registry.SCORES if registry.SCORES[n].slots[0] not in 
 
 
 def _set_batch_tokens(scorer, n):
-    for m in scorer.models._loaded.values():
+    for m in scorer.models.loaded().values():
         m.batch_tokens = n
 
 
@@ -94,7 +94,7 @@ def test_overlapped_preparation_changes_no_score(lite_scorer, base, monkeypatch)
         plain = lite_scorer.score(chains, names)
         warm_cache_then(True)
         threads = []
-        for model in lite_scorer.models._loaded.values():
+        for model in lite_scorer.models.loaded().values():
             real = model.tokenize
             monkeypatch.setattr(model, "tokenize", lambda items, real=real: (
                 threads.append(threading.current_thread().name), real(items))[1])
@@ -209,7 +209,7 @@ def test_unavailable_models_give_nan_with_reason(lite_scorer):
     assert all(r == {"coherence_step_vs_step": "model_unavailable", "grammar_step": "model_unavailable"}
                for r in t.reasons)
     assert "nli:none" in str(scorer.signature()) and "gram:none" in str(scorer.signature())
-    assert "nli" not in scorer.models._loaded  # nothing loads for a slot the preset lacks
+    assert not scorer.models.is_loaded("nli")  # nothing loads for a slot the preset lacks
 
 
 def test_signature_names_models_and_recipe(lite_scorer):
@@ -278,9 +278,9 @@ def test_chains_over_the_size_limits_are_nan_too_long_and_cost_no_model_work(lit
     kept = [1 + k for k, c in enumerate(chains) if c in fits]
     np.testing.assert_allclose(out.values[kept], table.values[[k - 1 for k in kept]], atol=1e-6, equal_nan=True)
     assert limited.timings.get("lm", 0) > 0
-    texts = sum(m.stats.texts for m in lite_scorer.models._loaded.values())
+    texts = sum(m.stats.texts for m in lite_scorer.models.loaded().values())
     limited.score([long_steps, long_text], LITE_SCORES)  # its cache is off: only the limits spare the work
-    assert sum(m.stats.texts for m in lite_scorer.models._loaded.values()) == texts  # no model ran
+    assert sum(m.stats.texts for m in lite_scorer.models.loaded().values()) == texts  # no model ran
     # no limit: the six-step chain is scored
     free = Scorer(models=lite_scorer.models, max_items=None, max_chars=None)
     assert not np.isnan(free.score([long_steps], ["faithfulness"]).values).any()
@@ -298,4 +298,4 @@ def test_blocks_are_cut_by_nli_pairs_as_well_as_chains():
     over = Chain("over", [f"x{j}." for j in range(2000)], ["c."])  # over max_items: counts for nothing
     sizes = [[c.id for c in b] for b in s.blocks(big + [over] + small)]
     assert sizes == [["b0", "b1"], ["b2", "b3"], ["b4", "over", "s0", "s1"], ["s2", "s3", "s4", "s5"]]
-    assert not s.models._loaded
+    assert not s.models.loaded()

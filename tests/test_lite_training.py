@@ -394,7 +394,7 @@ def test_chain_pairs_come_from_gold_chains_no_evaluation_reads():
     assert pairs == D.chain_pairs(10**6, seed=3) and len(D.chain_pairs(50, seed=3)) == 50
     assert {y for _, _, y in pairs} == {D.NOT_CONTRADICTION}
     texts = {t for p, h, _ in pairs for t in (p, h)}
-    built = {name: sources.build(name, D.shared_data() / rel).chains
+    built = {name: sources.build(name, D.shared_root() / rel).chains
              for name, (rel, _, _) in D.CHAIN_PAIR_SOURCES.items()}
     assert len(pairs) <= sum(len(built[n]) * k for n, (_, _, k) in D.CHAIN_PAIR_SOURCES.items())
     steps = {s for chains in built.values() for c in chains for s in c.steps}

@@ -29,7 +29,7 @@ def gsm8k_build(tmp_path_factory):
 def test_perturb_writes_labelled_sets_and_a_consistent_manifest(gsm8k_build):
     manifest = json.loads((gsm8k_build / "manifest.json").read_text())
     assert manifest["seed"] == 42 and manifest["sources"]["gsm8k"]["files"][0]["sha256"] == sources.sha256(
-        sources.data_root() / sources.SOURCES["gsm8k"].files[0])
+        sources.source_file(sources.SOURCES["gsm8k"].files[0]))
     assert {s["perturbation"] for s in manifest["sets"]} == {
         "ShuffleSteps", "DuplicateOneStep", "RemoveOneStep", "SwapOneStep", "ExtrinsicHallucinatedStep",
         "GrammaticalErrorStep", "NegateStep", "SemanticChangeStep", "ShuffleNumbers", "ShuffleOperations",
@@ -68,7 +68,7 @@ def test_ids_restore_exactly_the_listed_chains(gsm8k_build, tmp_path):
 
 
 def test_reference_id_list_restores_its_row_positions(tmp_path):
-    ref = sources.data_root() / "dev/sources/roscoe_parlai/unperturbed_ids.json"
+    ref = sources.source_file("dev/sources/roscoe_parlai/unperturbed_ids.json")
     positions = json.loads(ref.read_text())["aqua_synthetic"]["DuplicateOneStep_test.jsonl"]
     assert main(["perturb", "--source", "aqua", "--perturbations", "DuplicateOneStep", "--ids", str(ref),
                  "-o", str(tmp_path), "--quiet"]) == 0

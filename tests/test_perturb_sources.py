@@ -11,7 +11,7 @@ from perturbations import sources
 def _data_rows(name) -> int:
     """Rows in the source file, counted independently of the builder."""
     src = sources.SOURCES[name]
-    path = sources.data_root() / src.files[0]
+    path = sources.source_file(src.files[0])
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl" or name == "aqua":
         return sum(1 for line in text.splitlines() if line.strip())

@@ -104,7 +104,7 @@ def test_token_slot_loads_alone_when_the_model_is_no_sentence_embedder(tmp_path)
     _bert_tokenizer_into(d)
     ms = _one_model_preset(d)  # SimCSE's name rule asks for 'cls' pooling, which needs a pooler
     tok = ms.get("token")
-    assert "embedder" not in ms._loaded and tok.encode(TEXTS[:1])[0].shape[1] == 32
+    assert not ms.is_loaded("embedder") and tok.encode(TEXTS[:1])[0].shape[1] == 32
 
 
 def test_unsup_name_rule_and_sentence_transformers_config(tmp_path, bert_dir):
@@ -516,7 +516,7 @@ def test_compiled_models_score_as_the_eager_ones(tmp_path, bert_dir, gpt2_dir):
     want, got = eager.score(chains), compiled.score(chains)
     assert got.reasons == want.reasons
     assert float(abs(got.values - want.values).max()) < 1e-5
-    for slot, m in compiled.models._loaded.items():
+    for slot, m in compiled.models.loaded().items():
         body = m.model.base_model if slot == "lm" else m.model
         assert body._roscoe_compiled, slot
         # several batch shapes through one compiled model (the token slot's vectors come off the

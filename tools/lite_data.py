@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from roscoe.shared_data import shared_data
+from roscoe.datasets import shared_root
 
-TRAIN_DIR = shared_data() / "train"
+TRAIN_DIR = shared_root() / "train"
 LABELS = ("entailment", "neutral", "contradiction")
 SPLIT_SEED = 20231
 MNLI_HOLDOUT = 2000
@@ -305,7 +305,7 @@ def chain_pairs(n: int, *, seed: int) -> list[tuple[str, str, int]]:
     rng = random.Random(seed)
     pools = []
     for name, (rel, _, per_chain) in CHAIN_PAIR_SOURCES.items():
-        for c in sources.build(name, shared_data() / rel).chains:
+        for c in sources.build(name, shared_root() / rel).chains:
             steps = [s for s in c.steps if s.strip()]
             src = [(s, h) for s in split(c.context) for h in steps]
             own = [(steps[a], steps[b]) for a in range(len(steps)) for b in range(len(steps)) if a != b]

@@ -102,6 +102,13 @@ class ModelSet:
     def available(self, slot: str) -> bool:
         return self.preset.slots[slot].model is not None
 
+    def loaded(self) -> dict:
+        """The models loaded so far, by slot (a copy: loading goes through ``get``)."""
+        return dict(self._loaded)
+
+    def is_loaded(self, slot: str) -> bool:
+        return slot in self._loaded
+
     @property
     def precision(self) -> str:
         """The signature's name for how the models compute: fp32, bf16, fp16 or autocast-*."""
