@@ -1,1 +1,4 @@
-"""Human-judgment loaders and correlation statistics (not yet implemented; see the issue tracker)."""
+"""Human-judgment meta-evaluation: loaders for the labelled sets (``loaders``), correlation
+statistics with bootstrap CIs (``stats``), the baselines (``baselines``), tables and the HTML
+report (``tables``, ``report``), and the pipeline behind ``roscoe meta-eval`` (``pipeline``).
+Built on ``roscoe``; ``roscoe`` never imports it."""

@@ -44,7 +44,7 @@ def load_benchmark(name: str, root: Path | str | None = None) -> loaders.Labelle
 
 
 @dataclass
-class Result:
+class MetaEvalResult:
     name: str
     n_chains: int
     label_counts: dict
@@ -62,7 +62,7 @@ class Result:
         return Table(self.cells, method=method, columns=cols)
 
 
-def run(labelled: loaders.LabelledSet, scorer, *, scores="all", methods=METHODS, n_boot=1000, seed=0) -> Result:
+def run(labelled: loaders.LabelledSet, scorer, *, scores="all", methods=METHODS, n_boot=1000, seed=0) -> MetaEvalResult:
     t0 = time.perf_counter()
     table = scorer.score(labelled.chains, scores, details=True)
     t1 = time.perf_counter()
@@ -74,7 +74,7 @@ def run(labelled: loaders.LabelledSet, scorer, *, scores="all", methods=METHODS,
         if labelled.step_labels else []
     t3 = time.perf_counter()
     counts = {k: int((~np.isnan(v)).sum()) for k, v in labelled.labels.items()}
-    return Result(labelled.name, len(labelled), counts, cells, step_cells, cols, labelled.ids,
+    return MetaEvalResult(labelled.name, len(labelled), counts, cells, step_cells, cols, labelled.ids,
                   str(scorer.signature(scores)),
                   {"score": round(t1 - t0, 2), "baselines": round(t2 - t1, 2), "correlate": round(t3 - t2, 2)},
                   dict(labelled.labels))
@@ -137,7 +137,7 @@ def join(score_rows: list[dict], label_ids: list, labels: dict[str, np.ndarray],
     return scores, lab, {"scored": len(score_rows), "labelled": len(label_ids), "joined": len(matched)}
 
 
-def write_outputs(result: Result, out_dir: Path, *, report=True) -> dict[str, Path]:
+def write_outputs(result: MetaEvalResult, out_dir: Path, *, report=True) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     t = result.table()
     base = out_dir / result.name

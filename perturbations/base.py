@@ -21,9 +21,6 @@ class GoldChain:
     answer: str = ""
     source: str = ""
 
-    def as_record(self) -> dict:
-        return {"id": self.id, "context": self.context, "steps": list(self.steps), "answer": self.answer}
-
 
 @dataclass(frozen=True)
 class Change:

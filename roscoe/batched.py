@@ -3,23 +3,38 @@
 Chains are padded to the block's longest (steps, context, reference, tokens) and every score
 is a masked max / min / mean over batched cosine or probability matrices: no Python loop over
 chains, steps or tokens.  ``formulas.py`` is the readable, hand-checked definition; this module
-must give the same numbers and the same NaN reasons (tests/test_batched.py holds it to that).
+must give the same numbers and the same NaN reasons (tests/test_formula_parity.py holds it to
+that on random outputs, tests/test_batched.py on real chains).
 
 Memory: a padded block costs (chains x longest chain) in every dimension, and the token-level
 scores hold (tokens x tokens) matrices per chain, so ``compute`` splits a block into groups of
-chains of similar size whose tensors fit a byte budget (``groups``), and a chain too large for
-the budget alone runs its token matrices in chunks of rows (``Block(chunk=...)``).  Every
+chains of similar size whose tensors fit a byte budget (``roscoe.memory.groups``), and a chain too large for
+the budget alone runs its token matrices in chunks of rows (``PaddedGroup(chunk=...)``).  Every
 chain's numbers are the same whatever group or chunk it runs in.
+
+Length: one class holds every batched formula because they all read the same padded views
+of a group (built once, on first use); split across modules they would share that state
+through imports.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from . import memory
 from .formulas import PARLAI, REASONS, ra
+from .outputs import PassOutputs
 
 INF = float("inf")
 CODES = list(REASONS)  # reason code -> index in the reason tensor; -1 = defined
+
+BATCHED: dict = {}  # score name -> its batched formula, a method of PaddedGroup
+
+
+def formula(method):
+    """Register ``method`` as the batched formula of the score of the same name."""
+    BATCHED[method.__name__] = method
+    return method
 
 
 def pad_index(lists, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,8 +67,8 @@ def _mean(x, mask, dim):
     return x.masked_fill(~mask, 0).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1).to(x.dtype)
 
 
-class Result:
-    """Values and reason codes of one score for every chain of the block."""
+class Column:
+    """Values and reason codes of one score for every chain of a group."""
 
     def __init__(self, n: int, device, dtype):
         self.value = torch.full((n,), float("nan"), dtype=dtype, device=device)
@@ -84,8 +99,9 @@ class Result:
         return self.value, self.code
 
 
-class Block:
-    """Padded views of one block's model outputs; ``compute(names)`` gives every score."""
+class PaddedGroup:
+    """A group of chains padded to its longest, with views of the block's model outputs; each
+    formula below (registered in ``BATCHED`` under its score's name) gives one ``Column``."""
 
     def __init__(self, refs, counts, out: dict, mode: str, device, dtype, nli_pairs: dict | None = None,
                  chunk: int | None = None):
@@ -106,7 +122,7 @@ class Block:
     def _sent(self):
         if hasattr(self, "_H"):
             return
-        E = self.out["sent"].to(self.dev, self.dt)
+        E = self.out.sentences.to(self.dev, self.dt)
         for name, attr in (("_H", "steps"), ("_C", "context"), ("_R", "reference")):
             idx, mask = pad_index([getattr(r, attr) or [] for r in self.refs], self.dev)
             setattr(self, name, (E[idx], mask))
@@ -133,10 +149,11 @@ class Block:
         return torch.where(empty, torch.zeros_like(v), v), empty
 
     def _new(self):
-        r = Result(self.B, self.dev, self.dt)
+        r = Column(self.B, self.dev, self.dt)
         r.nan(self.N == 0, "empty_hypothesis")
         return r
 
+    @formula
     def faithfulness(self):
         self._sent()
         r, p = self._new(), self.mode == PARLAI
@@ -147,6 +164,7 @@ class Block:
         r.rest(ma)
         return r
 
+    @formula
     def informativeness_step(self):
         self._sent()
         r = self._new()
@@ -158,6 +176,7 @@ class Block:
         r.rest(0.5 * (a + b))
         return r
 
+    @formula
     def reasoning_alignment(self):
         self._sent()
         r = self._new()
@@ -179,28 +198,33 @@ class Block:
             r.nan(self.T == 0, "reference_raises" if p else "empty_context")
         return r
 
+    @formula
     def external_hallucination(self):
         r = self._ref_ctx(True)
         miss = (1 - self.al_h_r) * (1 - self.al_h_c)
         r.rest(1 - _max(miss, self.mh, 1))
         return r
 
+    @formula
     def redundancy(self):
         r = self._ref_ctx(False)
         r.rest(_min(self.al_h_r, self.mh, 1))
         return r
 
+    @formula
     def common_sense_error(self):
         r = self._ref_ctx(True)
         miss = (1 - self.al_r_h) * (1 - self.al_r_c)
         r.rest(1 - _max(miss, self.mr, 1))
         return r
 
+    @formula
     def missing_step(self):
         r = self._ref_ctx(False)
         r.rest(_min(self.al_r_h, self.mr, 1))
         return r
 
+    @formula
     def semantic_coverage_step(self):
         self._sent()
         r = self._new()
@@ -214,7 +238,7 @@ class Block:
         return r
 
     def _chain_sim(self, key, r):
-        E = self.out["sent"].to(self.dev, self.dt)
+        E = self.out.sentences.to(self.dev, self.dt)
         hi = torch.as_tensor([x.chain_steps if x.chain_steps is not None else 0 for x in self.refs], device=self.dev)
         xi = torch.as_tensor([getattr(x, key) if getattr(x, key) is not None else 0 for x in self.refs],
                              device=self.dev)
@@ -222,12 +246,14 @@ class Block:
         r.rest((1 + v) / 2 if self.mode == PARLAI else v)
         return r
 
+    @formula
     def informativeness_chain(self):
         r = self._new()
         if self.mode != PARLAI:
             r.nan(self.T == 0, "empty_context")
         return self._chain_sim("chain_context", r)
 
+    @formula
     def semantic_coverage_chain(self):
         r = self._new()
         r.nan(~self.has_ref, "no_reference")
@@ -239,6 +265,7 @@ class Block:
         i = torch.arange(n_max, device=self.dev)
         return i[:, None] > i[None, :]  # later step i, earlier step j
 
+    @formula
     def repetition_step(self):
         self._sent()
         r = self._new()
@@ -258,7 +285,7 @@ class Block:
         # the block's token vectors in one matrix, sent to the device in one copy; each chain's
         # rows are then gathered there by index instead of concatenated and padded on the host.
         # Only the texts these chains use: a group of a larger block copies its own share.
-        tok = self.out["tok"]
+        tok = self.out.tokens
         used = np.unique(np.concatenate([np.asarray(r.tok_steps + r.tok_context, dtype=np.int64)
                                          for r in self.refs] + [np.zeros(0, np.int64)]))
         local = np.full(len(tok), -1, dtype=np.int64)
@@ -287,6 +314,7 @@ class Block:
         step = max(1, self.chunk or rows)
         return [slice(a, min(a + step, rows)) for a in range(0, max(rows, 1), step)]
 
+    @formula
     def faithfulness_ww(self):
         self._sent()
         self._tok()
@@ -309,6 +337,7 @@ class Block:
         r.rest((step_sum + tok_al.sum(1)) / (self.N + M).clamp(min=1))
         return r
 
+    @formula
     def repetition_word(self):
         self._tok()
         r, p = self._new(), self.mode == PARLAI
@@ -351,17 +380,19 @@ class Block:
         best = torch.full((self.B,), -INF, dtype=self.dt, device=self.dev)
         owners, indices = self.nli_pairs.get(kind, ([], []))
         if len(indices):
-            con = self.out["con"].to(self.dev, self.dt)
+            con = self.out.contradiction.to(self.dev, self.dt)
             best = best.scatter_reduce(0, torch.as_tensor(owners, device=self.dev),
                                        con[torch.as_tensor(indices, device=self.dev)], "amax")
         return best
 
+    @formula
     def discourse_representation(self):
         r = self._new()
         r.nan(self.T == 0, "reference_raises" if self.mode == PARLAI else "empty_context")
-        r.rest(1 - self._worst_contradiction("src"))
+        r.rest(1 - self._worst_contradiction("context"))
         return r
 
+    @formula
     def coherence_step_vs_step(self):
         r = self._new()
         if self.mode != PARLAI:
@@ -375,11 +406,12 @@ class Block:
 
     def _lm(self):
         idx, mask = self._per_step("lm_steps")
-        ppl = self.out["ppl"].to(self.dev, self.dt)[idx]
-        n = self.out["lm_n"].to(self.dev)[idx]
+        ppl = self.out.perplexity.to(self.dev, self.dt)[idx]
+        n = self.out.lm_tokens.to(self.dev)[idx]
         empty = ((n == 0) & mask).any(1)
         return ppl, n.to(self.dt), mask, empty
 
+    @formula
     def perplexity_step(self):
         r = self._new()
         ppl, n, mask, empty = self._lm()
@@ -391,6 +423,7 @@ class Block:
         r.rest(v)
         return r
 
+    @formula
     def perplexity_step_max(self):
         r = self._new()
         ppl, n, mask, empty = self._lm()
@@ -398,24 +431,27 @@ class Block:
         r.rest(1 / _max(ppl, mask, 1))
         return r
 
+    @formula
     def perplexity_chain(self):
         r = self._new()
         ci = torch.as_tensor([ref.lm_chain if ref.lm_chain is not None else 0 for ref in self.refs], device=self.dev)
-        n = self.out["lm_n"].to(self.dev)[ci]
+        n = self.out.lm_tokens.to(self.dev)[ci]
         r.nan(n == 0, "empty_text")
-        r.rest(1 / self.out["ppl"].to(self.dev, self.dt)[ci])
+        r.rest(1 / self.out.perplexity.to(self.dev, self.dt)[ci])
         return r
 
     def _acc(self):
         idx, mask = self._per_step("gram_steps")
-        return self.out["acc"].to(self.dev, self.dt)[idx], mask
+        return self.out.acceptability.to(self.dev, self.dt)[idx], mask
 
+    @formula
     def grammar_step(self):
         r = self._new()
         acc, mask = self._acc()
         r.rest(_mean(acc, mask, 1))
         return r
 
+    @formula
     def grammar_step_max(self):
         r = self._new()
         acc, mask = self._acc()
@@ -423,78 +459,10 @@ class Block:
         return r
 
     def compute(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return getattr(self, name)().finish()
+        return BATCHED[name](self).finish()
 
 
-# ---------------------------------------------------------------------------- groups within a budget
-
-
-def chain_sizes(refs, counts, tok) -> np.ndarray:
-    """Per chain (N steps, T context, K reference, U step tokens, S context tokens)."""
-    rows = [m.shape[0] for m in tok] if tok is not None else []
-    return np.array([(n, t, k or 0, sum(rows[i] for i in r.tok_steps), sum(rows[i] for i in r.tok_context))
-                     for r, (n, t, k) in zip(refs, counts)], dtype=np.int64).reshape(len(refs), 5)
-
-
-def footprint(chains: int, dims, *, sent_width: int, tok_width: int, itemsize: int, chunk: int | None = None) -> int:
-    """Bytes of the formula tensors of ``chains`` chains padded to ``dims`` (N, T, K, U, S),
-    with the token matrices ``chunk`` rows at a time (None: all at once).  The counts follow
-    the tensors the methods above hold at once, with masks at a byte a value."""
-    n, t, k, u, s = (int(x) for x in dims)
-    c = u if chunk is None else min(chunk, u)
-    values = 0
-    if sent_width:
-        # the gathered step/context/reference vectors, and each cosine matrix with its masked copy
-        values += (n + t + k) * sent_width + 3 * (n * t + n * k + k * t + n * n)
-    if tok_width:
-        # the gathered token vectors (plus the fp32 gather they come from), the per-step best
-        # matches with their reductions, and one chunk of the pairwise cosines against the
-        # step and the context tokens
-        values += 2 * (u + s) * tok_width + 4 * u * max(n, 1) + 2 * c * (u + s)
-    return chains * (values * itemsize + itemsize * (n + t + k + u + s))
-
-
-def groups(sizes: np.ndarray, budget: int, **widths) -> tuple[list[tuple[np.ndarray, int | None]], np.ndarray]:
-    """Chains grouped so each group's padded tensors fit ``budget`` bytes: ``([(rows, chunk)],
-    rows over budget)``.  Chains are taken largest first, so a group holds chains of about one
-    size and pads little.  A chain that fits only alone runs its token matrices ``chunk`` rows
-    at a time; one that does not fit even a row at a time is over the budget."""
-    order = sorted(range(len(sizes)), key=lambda i: (-int(sizes[i, 3] + sizes[i, 4]), -int(sizes[i, :3].sum()), i))
-    out: list[tuple[np.ndarray, int | None]] = []
-    over: list[int] = []
-    current: list[int] = []
-    top = np.zeros(5, dtype=np.int64)
-    for i in order:
-        grown = np.maximum(top, sizes[i])
-        if current and footprint(len(current) + 1, grown, **widths) <= budget:
-            current.append(i)
-            top = grown
-            continue
-        if current:
-            out.append((np.array(current), None))
-        if footprint(1, sizes[i], **widths) <= budget:
-            current, top = [i], sizes[i].copy()
-            continue
-        current, top = [], np.zeros(5, dtype=np.int64)
-        chunk = _largest_chunk(sizes[i], budget, widths)
-        if chunk is None:
-            over.append(i)
-        else:
-            out.append((np.array([i]), chunk))
-    if current:
-        out.append((np.array(current), None))
-    return out, np.array(over, dtype=np.int64)
-
-
-def _largest_chunk(dims, budget: int, widths: dict) -> int | None:
-    """The most token rows per step with which one chain of ``dims`` fits ``budget``."""
-    lo, hi = 1, max(1, int(dims[3]))
-    if footprint(1, dims, chunk=lo, **widths) > budget:
-        return None
-    while lo < hi:  # the footprint grows with the chunk: the largest that fits
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if footprint(1, dims, chunk=mid, **widths) <= budget else (lo, mid - 1)
-    return lo
+# ---------------------------------------------------------------------------- a block, group by group
 
 
 def _pairs_of(nli_pairs: dict, rows: np.ndarray) -> dict:
@@ -509,37 +477,36 @@ def _pairs_of(nli_pairs: dict, rows: np.ndarray) -> dict:
     return out
 
 
-def compute(refs, counts, out: dict, names, *, mode: str, device, dtype, nli_pairs: dict,
-            budget: int | None, sent_width: int, tok_width: int, stats: dict | None = None):
+def compute(refs, counts, out: PassOutputs, names, *, mode: str, device, dtype, nli_pairs: dict,
+            budget: int | None, stats: dict | None = None):
     """Every score in ``names`` for every chain: ``(values, codes)``, (chains, scores) tensors
-    on the host; the chains run in groups within ``budget`` bytes (None: all in one group).
-    Chains over the budget even alone get the code ``over_memory``.  ``stats`` counts the
-    groups, the chains run in chunks and those over the budget."""
+    on the host; the chains run in groups within ``budget`` bytes (None: all in one group,
+    see ``roscoe.memory.groups``).  Chains over the budget even alone get the code
+    ``over_memory``.  ``stats`` counts the groups, the chains run in chunks and those over
+    the budget."""
     n = len(refs)
     # as arrays once, not once per group
     nli_pairs = {k: (np.asarray(o, dtype=np.int64), np.asarray(i, dtype=np.int64)) for k, (o, i) in nli_pairs.items()}
-    # every output tensor on the device in the formulas' dtype once, not once per group
-    out = {k: v.to(device, dtype if v.is_floating_point() else None) if torch.is_tensor(v) else v
-           for k, v in out.items()}
+    out = out.on(device, dtype)  # once, not once per group
     values = torch.full((n, len(names)), float("nan"), dtype=torch.float64)
     codes = torch.full((n, len(names)), -1, dtype=torch.long)
-    itemsize = torch.finfo(dtype).bits // 8
-    widths = {"sent_width": sent_width, "tok_width": tok_width, "itemsize": itemsize}
+    widths = {"sent_width": out.sentence_width(), "tok_width": out.token_width(),
+              "itemsize": torch.finfo(dtype).bits // 8}
     if budget is None:
         plan, over = [(np.arange(n), None)], np.zeros(0, np.int64)
     else:
-        plan, over = groups(chain_sizes(refs, counts, out.get("tok")), budget, **widths)
+        plan, over = memory.groups(memory.chain_sizes(refs, counts, out.tokens), budget, **widths)
     codes[torch.from_numpy(over), :] = CODES.index("over_memory")
     if stats is not None:
         for key, k in (("groups", len(plan)), ("chunked", sum(c is not None for _, c in plan)), ("over", len(over))):
             stats[key] = stats.get(key, 0) + k
     for rows, chunk in plan:
         sub = rows.tolist()
-        block = Block([refs[i] for i in sub], [counts[i] for i in sub], out, mode, device, dtype,
-                      _pairs_of(nli_pairs, rows), chunk=chunk)
-        got = [block.compute(name) for name in names]
+        group = PaddedGroup([refs[i] for i in sub], [counts[i] for i in sub], out, mode, device, dtype,
+                            _pairs_of(nli_pairs, rows), chunk=chunk)
+        got = [group.compute(name) for name in names]
         idx = torch.from_numpy(rows)
         values[idx] = torch.stack([v.double() for v, _ in got], 1).cpu()
         codes[idx] = torch.stack([c for _, c in got], 1).cpu()
-        del block, got
+        del group, got
     return values, codes

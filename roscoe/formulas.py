@@ -4,7 +4,8 @@ Inputs are unit-normalised embeddings (cosines are plain dot products), NLI cont
 probabilities, perplexities and acceptability probabilities; see ``ChainInputs``.  Every
 function returns ``(value, reason)``: a float, or NaN with a machine-readable reason from
 ``REASONS``.  ``mode`` is ``"paper"`` (the paper's equations) or ``"parlai"`` (the
-reference implementation's numbers, quirks included); spec §3.
+reference implementation's numbers, quirks included); every formula, in both modes, is written
+out in docs/formulas.md.  ``roscoe.batched`` computes the same for a whole block at once.
 """
 from __future__ import annotations
 
@@ -34,7 +35,15 @@ REASONS = {
     "over_memory": "the chain's formula tensors alone need more than the scorer's memory budget (max_memory)",
 }
 
-Result = tuple[float, "str | None"]
+Scored = tuple[float, "str | None"]  # a value, or NaN with its reason
+
+FORMULAS: dict = {}  # score name -> its per-chain formula
+
+
+def formula(fn):
+    """Register ``fn`` as the per-chain formula of the score of the same name."""
+    FORMULAS[fn.__name__] = fn
+    return fn
 
 
 @dataclass
@@ -42,7 +51,7 @@ class ChainInputs:
     """Model outputs for one chain.  Shapes: N steps, T context sentences, K reference steps.
 
     Embedding matrices are unit rows (float64); token lists hold one (m, d) unit matrix per
-    step or context sentence.  ``con_src[t, i] = P_con(s_t => h_i)``;
+    step or context sentence.  ``con_context[t, i] = P_con(s_t => h_i)``;
     ``con_steps[a, b] = P_con(h_a => h_b)`` (only a < b is needed in paper mode).
     """
 
@@ -57,7 +66,7 @@ class ChainInputs:
     chain_reference: torch.Tensor | None = None  # E(r)
     step_tokens: list[torch.Tensor] | None = None
     context_tokens: list[torch.Tensor] | None = None
-    con_src: torch.Tensor | None = None
+    con_context: torch.Tensor | None = None
     con_steps: torch.Tensor | None = None
     step_ppl: torch.Tensor | None = None
     step_lm_tokens: torch.Tensor | None = None
@@ -82,7 +91,7 @@ def _clamp(cos):
 ALIGN_CHUNK_VALUES = 2**22
 
 
-def _finite(value: float) -> Result:
+def _finite(value: float) -> Scored:
     if value is None or not math.isfinite(value):
         return NAN, "non_finite"
     return float(value), None
@@ -103,7 +112,7 @@ def _mean_align(x: torch.Tensor, y: torch.Tensor, mode: str, empty_reason: str):
     return float(_align(x, y).mean()), None
 
 
-def _no_hypothesis(c: ChainInputs) -> Result | None:
+def _no_hypothesis(c: ChainInputs) -> Scored | None:
     return (NAN, "empty_hypothesis") if c.n_steps == 0 else None
 
 
@@ -118,7 +127,8 @@ def _reference_state(c: ChainInputs) -> str | None:
 # ---------------------------------------------------------------- semantic alignment
 
 
-def faithfulness(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def faithfulness(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     v, why = _mean_align(c.steps, c.context, mode, "empty_context")
@@ -129,7 +139,8 @@ def faithfulness(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(v) if why is None else (v, why)
 
 
-def faithfulness_ww(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def faithfulness_ww(c: ChainInputs, mode: str = PAPER) -> Scored:
     """Step alignments and token alignments to the context, averaged together over N + M."""
     if (r := _no_hypothesis(c)) is not None:
         return r
@@ -149,7 +160,8 @@ def faithfulness_ww(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(total / (step_part.shape[0] + tok_part.shape[0]))
 
 
-def informativeness_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def informativeness_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     a, why_a = _mean_align(c.context, c.steps, mode, "empty_context")
@@ -163,7 +175,8 @@ def _token_ma(hi: torch.Tensor, hj: torch.Tensor) -> float:
     return float(_align(hi, hj).mean())
 
 
-def repetition_word(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def repetition_word(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     if c.n_steps < 2:
@@ -185,7 +198,8 @@ def repetition_word(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(1.0 - worst)
 
 
-def reasoning_alignment(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def reasoning_alignment(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     ref = _reference_state(c)
@@ -195,7 +209,7 @@ def reasoning_alignment(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(v) if why is None else (v, why)
 
 
-def _needs_ref_and_context(c: ChainInputs, mode: str, *, needs_context: bool) -> Result | None:
+def _needs_ref_and_context(c: ChainInputs, mode: str, *, needs_context: bool) -> Scored | None:
     if (r := _no_hypothesis(c)) is not None:
         return r
     ref = _reference_state(c)
@@ -208,7 +222,8 @@ def _needs_ref_and_context(c: ChainInputs, mode: str, *, needs_context: bool) ->
     return None
 
 
-def external_hallucination(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def external_hallucination(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _needs_ref_and_context(c, mode, needs_context=True)) is not None:
         return r
     miss = (1 - _align(c.steps, c.reference)) * (1 - _align(c.steps, c.context))
@@ -216,7 +231,8 @@ def external_hallucination(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(1.0 - float(miss.max()))
 
 
-def redundancy(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def redundancy(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _needs_ref_and_context(c, mode, needs_context=False)) is not None:
         return r
     al = _align(c.steps, c.reference)
@@ -224,14 +240,16 @@ def redundancy(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(float(al.min()))
 
 
-def common_sense_error(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def common_sense_error(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _needs_ref_and_context(c, mode, needs_context=True)) is not None:
         return r
     miss = (1 - _align(c.reference, c.steps)) * (1 - _align(c.reference, c.context))
     return _finite(1.0 - float(miss.max()))
 
 
-def missing_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def missing_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _needs_ref_and_context(c, mode, needs_context=False)) is not None:
         return r
     al = _align(c.reference, c.steps)
@@ -239,7 +257,8 @@ def missing_step(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(float(al.min()))
 
 
-def semantic_coverage_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def semantic_coverage_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     ref = _reference_state(c)
@@ -256,12 +275,13 @@ def semantic_coverage_step(c: ChainInputs, mode: str = PAPER) -> Result:
 # ---------------------------------------------------------------- semantic similarity
 
 
-def _chain_similarity(h: torch.Tensor, x: torch.Tensor, mode: str) -> Result:
+def _chain_similarity(h: torch.Tensor, x: torch.Tensor, mode: str) -> Scored:
     v = ra(float(h @ x))
     return _finite((1.0 + v) / 2.0 if mode == PARLAI else v)
 
 
-def informativeness_chain(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def informativeness_chain(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     if c.n_context == 0 and mode == PAPER:
@@ -269,7 +289,8 @@ def informativeness_chain(c: ChainInputs, mode: str = PAPER) -> Result:
     return _chain_similarity(c.chain_steps, c.chain_context, mode)
 
 
-def semantic_coverage_chain(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def semantic_coverage_chain(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     ref = _reference_state(c)
@@ -284,7 +305,8 @@ def _lower_pairs(n: int):
     return i, j
 
 
-def repetition_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def repetition_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     if c.n_steps < 2:
@@ -300,19 +322,21 @@ def repetition_step(c: ChainInputs, mode: str = PAPER) -> Result:
 # ---------------------------------------------------------------- logical inference
 
 
-def discourse_representation(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def discourse_representation(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     if c.n_context == 0:
         return NAN, ("reference_raises" if mode == PARLAI else "empty_context")
-    p = c.con_src
+    p = c.con_context
     k = int(p.argmax())
     c.details["discourse_representation_pair"] = [k // p.shape[1], k % p.shape[1]]
     c.details["step_max_contradiction_with_context"] = p.max(dim=0).values.tolist()
     return _finite(1.0 - float(p.max()))
 
 
-def coherence_step_vs_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def coherence_step_vs_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     p = c.con_steps
@@ -332,7 +356,7 @@ def coherence_step_vs_step(c: ChainInputs, mode: str = PAPER) -> Result:
 # ---------------------------------------------------------------- language coherence
 
 
-def _ppl_guard(c: ChainInputs) -> Result | None:
+def _ppl_guard(c: ChainInputs) -> Scored | None:
     if (r := _no_hypothesis(c)) is not None:
         return r
     if bool((c.step_lm_tokens == 0).any()):
@@ -340,7 +364,8 @@ def _ppl_guard(c: ChainInputs) -> Result | None:
     return None
 
 
-def perplexity_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def perplexity_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _ppl_guard(c)) is not None:
         return r
     ppl, n = c.step_ppl, c.step_lm_tokens.to(c.step_ppl.dtype)
@@ -351,7 +376,8 @@ def perplexity_step(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(c.n_steps / float(ppl.sum()))
 
 
-def perplexity_chain(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def perplexity_chain(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     if not c.chain_lm_tokens:
@@ -359,13 +385,15 @@ def perplexity_chain(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(1.0 / c.chain_ppl)
 
 
-def perplexity_step_max(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def perplexity_step_max(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _ppl_guard(c)) is not None:
         return r
     return _finite(1.0 / float(c.step_ppl.max()))
 
 
-def grammar_step(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def grammar_step(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     c.details["step_acceptability"] = c.step_acc.tolist()
@@ -373,7 +401,8 @@ def grammar_step(c: ChainInputs, mode: str = PAPER) -> Result:
     return _finite(float(c.step_acc.mean()))
 
 
-def grammar_step_max(c: ChainInputs, mode: str = PAPER) -> Result:
+@formula
+def grammar_step_max(c: ChainInputs, mode: str = PAPER) -> Scored:
     if (r := _no_hypothesis(c)) is not None:
         return r
     return _finite(float(c.step_acc.min()))
@@ -381,15 +410,3 @@ def grammar_step_max(c: ChainInputs, mode: str = PAPER) -> Result:
 
 def _cat(mats: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(mats, dim=0) if mats else torch.zeros(0, 1, dtype=torch.float64)
-
-
-FORMULAS = {
-    f.__name__: f
-    for f in (
-        faithfulness, faithfulness_ww, informativeness_step, repetition_word,
-        reasoning_alignment, external_hallucination, redundancy, common_sense_error,
-        missing_step, semantic_coverage_step, informativeness_chain, repetition_step,
-        semantic_coverage_chain, coherence_step_vs_step, discourse_representation,
-        perplexity_step, perplexity_chain, perplexity_step_max, grammar_step, grammar_step_max,
-    )
-}

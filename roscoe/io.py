@@ -253,18 +253,6 @@ def _number(v) -> float:
     return math.nan if v is None or v == "" else float(v)
 
 
-def read_scores(path, names) -> tuple[list, object, list[dict]]:
-    """Ids, score values (NaN for null) and reasons of an output file, in memory."""
-    import numpy as np
-
-    ids, values, reasons = [], [], []
-    for r in iter_rows(path):
-        ids.append(r["id"])
-        values.append([_number(r.get(n)) for n in names])
-        reasons.append(r.get("reasons") or {})
-    return ids, np.array(values, dtype=float).reshape(len(ids), len(names)), reasons
-
-
 class SummaryCollector:
     """The run summary of rows seen one at a time: only one float per row and score is held
     (8 bytes x rows x scores), never the rows themselves."""

@@ -4,12 +4,14 @@ The budget bounds what grows with the input rather than with the models: the blo
 outputs (token vectors above all), the cache of outputs kept across blocks, and the formula
 tensors, whose pairwise token matrices grow with the square of a chain's token count.  The
 scorer splits it: a quarter for the output cache, a quarter for a block's outputs, half for
-the formula tensors of the chains computed together (see ``roscoe.batched.groups``).
+the formula tensors of the chains computed together (``groups`` below).
 """
 from __future__ import annotations
 
 import os
 import re
+
+import numpy as np
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20, "MIB": 2**20,
           "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
@@ -76,3 +78,74 @@ def resolve_budget(max_memory, device: str) -> int:
     free = available(device)
     share = DEFAULT_CAP[kind] if free is None else free // DEFAULT_SHARE
     return max(MIN_BUDGET, min(DEFAULT_CAP[kind], share))
+
+
+# ---------------------------------------------------------------------------- chains grouped within a budget
+
+
+def chain_sizes(refs, counts, tok) -> np.ndarray:
+    """Per chain (N steps, T context, K reference, U step tokens, S context tokens)."""
+    rows = [m.shape[0] for m in tok] if tok is not None else []
+    return np.array([(n, t, k or 0, sum(rows[i] for i in r.tok_steps), sum(rows[i] for i in r.tok_context))
+                     for r, (n, t, k) in zip(refs, counts)], dtype=np.int64).reshape(len(refs), 5)
+
+
+def footprint(chains: int, dims, *, sent_width: int, tok_width: int, itemsize: int, chunk: int | None = None) -> int:
+    """Bytes of the formula tensors of ``chains`` chains padded to ``dims`` (N, T, K, U, S),
+    with the token matrices ``chunk`` rows at a time (None: all at once).  The counts follow
+    the tensors the methods of ``roscoe.batched.PaddedGroup`` hold at once, with masks at a byte a value."""
+    n, t, k, u, s = (int(x) for x in dims)
+    c = u if chunk is None else min(chunk, u)
+    values = 0
+    if sent_width:
+        # the gathered step/context/reference vectors, and each cosine matrix with its masked copy
+        values += (n + t + k) * sent_width + 3 * (n * t + n * k + k * t + n * n)
+    if tok_width:
+        # the gathered token vectors (plus the fp32 gather they come from), the per-step best
+        # matches with their reductions, and one chunk of the pairwise cosines against the
+        # step and the context tokens
+        values += 2 * (u + s) * tok_width + 4 * u * max(n, 1) + 2 * c * (u + s)
+    return chains * (values * itemsize + itemsize * (n + t + k + u + s))
+
+
+def groups(sizes: np.ndarray, budget: int, **widths) -> tuple[list[tuple[np.ndarray, int | None]], np.ndarray]:
+    """Chains grouped so each group's padded tensors fit ``budget`` bytes: ``([(rows, chunk)],
+    rows over budget)``.  Chains are taken largest first, so a group holds chains of about one
+    size and pads little.  A chain that fits only alone runs its token matrices ``chunk`` rows
+    at a time; one that does not fit even a row at a time is over the budget."""
+    order = sorted(range(len(sizes)), key=lambda i: (-int(sizes[i, 3] + sizes[i, 4]), -int(sizes[i, :3].sum()), i))
+    out: list[tuple[np.ndarray, int | None]] = []
+    over: list[int] = []
+    current: list[int] = []
+    top = np.zeros(5, dtype=np.int64)
+    for i in order:
+        grown = np.maximum(top, sizes[i])
+        if current and footprint(len(current) + 1, grown, **widths) <= budget:
+            current.append(i)
+            top = grown
+            continue
+        if current:
+            out.append((np.array(current), None))
+        if footprint(1, sizes[i], **widths) <= budget:
+            current, top = [i], sizes[i].copy()
+            continue
+        current, top = [], np.zeros(5, dtype=np.int64)
+        chunk = _largest_chunk(sizes[i], budget, widths)
+        if chunk is None:
+            over.append(i)
+        else:
+            out.append((np.array([i]), chunk))
+    if current:
+        out.append((np.array(current), None))
+    return out, np.array(over, dtype=np.int64)
+
+
+def _largest_chunk(dims, budget: int, widths: dict) -> int | None:
+    """The most token rows per step with which one chain of ``dims`` fits ``budget``."""
+    lo, hi = 1, max(1, int(dims[3]))
+    if footprint(1, dims, chunk=lo, **widths) > budget:
+        return None
+    while lo < hi:  # the footprint grows with the chunk: the largest that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if footprint(1, dims, chunk=mid, **widths) <= budget else (lo, mid - 1)
+    return lo

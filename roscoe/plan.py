@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .chains import Chain
 from .formulas import PARLAI
-from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
+from .registry import READS, SCORES
 
 
 class Interner:
@@ -45,7 +45,7 @@ class ChainRefs:
     chain_reference: int | None = None
     tok_steps: list[int] = field(default_factory=list)
     tok_context: list[int] = field(default_factory=list)
-    nli_src: list[list[int]] | None = None  # [t][i]
+    nli_context: list[list[int]] | None = None  # [t][i]
     nli_steps: dict | None = None  # (a, b) -> pair index
     lm_steps: list[int] = field(default_factory=list)
     lm_chain: int | None = None
@@ -54,35 +54,23 @@ class ChainRefs:
 
 @dataclass
 class Needs:
-    """What the requested scores read: which passes and which text kinds."""
+    """The work the requested scores read (``ScoreInfo.reads``), where the preset has the
+    model for it, and whether any of them reads the reference."""
 
     sentences: bool = False
     chain_texts: bool = False
-    reference: bool = False
     tokens: bool = False
-    nli_src: bool = False
+    nli_context: bool = False
     nli_steps: bool = False
-    lm: bool = False
-    grammar: bool = False
+    perplexity: bool = False
+    acceptability: bool = False
+    reference: bool = False
 
     @classmethod
     def of(cls, names, available) -> "Needs":
-        n = set(names)
-        return cls(
-            sentences=available(EMBEDDER) and bool(n - {"repetition_word", "coherence_step_vs_step",
-                                                        "discourse_representation", "perplexity_step",
-                                                        "perplexity_chain", "perplexity_step_max",
-                                                        "grammar_step", "grammar_step_max"}),
-            chain_texts=available(EMBEDDER) and bool(n & {"informativeness_chain", "semantic_coverage_chain"}),
-            reference=bool(n & {"reasoning_alignment", "external_hallucination", "redundancy",
-                                "common_sense_error", "missing_step", "semantic_coverage_step",
-                                "semantic_coverage_chain"}),
-            tokens=available(TOKEN) and bool(n & {"faithfulness_ww", "repetition_word"}),
-            nli_src=available(NLI) and "discourse_representation" in n,
-            nli_steps=available(NLI) and "coherence_step_vs_step" in n,
-            lm=available(LM) and bool(n & {"perplexity_step", "perplexity_chain", "perplexity_step_max"}),
-            grammar=available(GRAMMAR) and bool(n & {"grammar_step", "grammar_step_max"}),
-        )
+        infos = [SCORES[n] for n in names]
+        reads = {r for info in infos for r in info.reads if available(READS[r])}
+        return cls(**{r: True for r in reads}, reference=any(info.needs_reference for info in infos))
 
 
 def drop_rule(mode: str) -> str:
@@ -110,7 +98,7 @@ class Plan:
         self.refs: list[ChainRefs] = []
         # every chain's NLI pairs flat, with the chain (row in the block) each belongs to, so the
         # block formulas reduce them with one scatter instead of walking chains and pairs
-        self.nli_pairs = {"src": ([], []), "steps": ([], [])}
+        self.nli_pairs = {"context": ([], []), "steps": ([], [])}
         for row, c in enumerate(chains):
             r = ChainRefs()
             self.refs.append(r)
@@ -130,9 +118,9 @@ class Plan:
             if needs.tokens:
                 r.tok_steps = self._token_items(c.steps, drop)
                 r.tok_context = self._token_items(c.context, drop)
-            if needs.nli_src:
-                r.nli_src = [[self.pairs((s, h)) for h in c.steps] for s in c.context]
-                self._flat("src", row, [i for per_sentence in r.nli_src for i in per_sentence])
+            if needs.nli_context:
+                r.nli_context = [[self.pairs((s, h)) for h in c.steps] for s in c.context]
+                self._flat("context", row, [i for per_sentence in r.nli_context for i in per_sentence])
             if needs.nli_steps:
                 n = len(c.steps)
                 if mode == PARLAI:
@@ -141,10 +129,10 @@ class Plan:
                     ab = [(a, b) for b in range(n) for a in range(b)]
                 r.nli_steps = {(a, b): self.pairs((c.steps[a], c.steps[b])) for a, b in ab}
                 self._flat("steps", row, list(r.nli_steps.values()))
-            if needs.lm:
+            if needs.perplexity:
                 r.lm_steps = [self.lm_texts(s) for s in c.steps]
                 r.lm_chain = self.lm_texts(" ".join(c.steps))
-            if needs.grammar:
+            if needs.acceptability:
                 r.gram_steps = [self.grammar_texts(s) for s in c.steps]
 
     def _token_items(self, texts: list[str], drop: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""Dataset profiles that read the reference implementation's own input formats (spec §7.1).
+"""Dataset profiles that read the reference implementation's own input formats (docs/formulas.md §5).
 
 A profile is always chosen explicitly (``--format``); it is never guessed from a file name.
 

@@ -1,7 +1,6 @@
 """The batched scorer: chains -> plan -> one pass per model -> formulas -> ScoreTable."""
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -10,13 +9,14 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import __version__, batched, registry, splitters
+from . import __version__, apply, registry, splitters
 from .cache import DEFAULT_SIZES, LRU
 from .chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Chain, coerce
-from .formulas import FORMULAS, MODES, PARLAI, ChainInputs
+from .formulas import MODES, PARLAI
 from .memory import resolve_budget
 from .models import ModelSet
 from .models.encoders import Tokenized
+from .outputs import PassOutputs
 from .plan import Needs, Plan, drop_rule
 from .registry import EMBEDDER, GRAMMAR, LM, NLI, TOKEN
 from .table import ScoreTable, Signature
@@ -251,10 +251,12 @@ class Scorer:
         out = self._run_models(plan, prepared.ahead)
         t0 = time.perf_counter()
         work = plan.chains
+        shared = {"mode": self.mode, "available": self.models.available}
         if self.batched:
-            values, reasons = self._formulas_batched(work, plan, out, names)
+            values, reasons = apply.batched_scores(work, plan, out, names, device=self.models.device,
+                                                   budget=self.formula_budget, stats=self.formula_stats, **shared)
         else:
-            values, reasons = self._formulas_per_chain(work, plan, out, names)
+            values, reasons = apply.per_chain_scores(work, plan, out, names, **shared)
         for row, (chain, admitted) in enumerate(zip(chains, work)):
             if admitted is not chain:
                 values[row] = np.nan
@@ -263,13 +265,7 @@ class Scorer:
         chain_details = None
         if details:  # per-step diagnostics come from the readable per-chain formulas
             t0 = time.perf_counter()
-            chain_details = []
-            for chain, refs in zip(work, plan.refs):
-                ci = self._inputs(chain, refs, out)
-                for name in names:
-                    if ci.n_steps and all(self.models.available(s) for s in registry.SCORES[name].slots):
-                        FORMULAS[name](ci, self.mode)
-                chain_details.append(ci.details)
+            chain_details = apply.details(work, plan, out, names, **shared)
             self._tick("details", t0)
         return ScoreTable([c.id for c in chains], names, values, reasons, [dict(c.extra) for c in chains],
                           chain_details, stats={"plan": plan.sizes()})
@@ -286,55 +282,10 @@ class Scorer:
         text (no model work), and the block's rows for it are set to ``too_long``."""
         return [Chain(c.id, []) if self.too_long(c) else c for c in chains]
 
-    def _formulas_per_chain(self, chains, plan, out, names):
-        values = np.full((len(chains), len(names)), np.nan)
-        reasons: list[dict] = []
-        for row, (chain, refs) in enumerate(zip(chains, plan.refs)):
-            ci = self._inputs(chain, refs, out)
-            why: dict[str, str] = {}
-            for k, name in enumerate(names):
-                value, reason = self._one(name, ci)
-                values[row, k] = value
-                if reason is not None:
-                    why[name] = reason
-            reasons.append(why)
-        return values, reasons
-
-    def _formulas_batched(self, chains, plan, out, names):
-        n = len(chains)
-        values = np.full((n, len(names)), np.nan)
-        codes = np.full((n, len(names)), -1)
-        empty = np.array([len(c.steps) == 0 for c in chains])
-        device = torch.device(self.models.device)
-        dtype = torch.float64 if device.type == "cpu" else torch.float32  # reductions: fp64 on CPU, fp32 on GPU
-        counts = [(len(c.steps), len(c.context), None if c.reference is None else len(c.reference)) for c in chains]
-        ready = [k for k, name in enumerate(names)
-                 if all(self.models.available(s) for s in registry.SCORES[name].slots)]
-        codes[:, [k for k in range(len(names)) if k not in ready]] = batched.CODES.index("model_unavailable")
-        if ready and not empty.all():
-            v, c = batched.compute(plan.refs, counts, out, [names[k] for k in ready], mode=self.mode, device=device,
-                                   dtype=dtype, nli_pairs=plan.nli_pairs, budget=self.formula_budget,
-                                   sent_width=out["sent"].shape[1] if "sent" in out else 0,
-                                   tok_width=_width(out.get("tok")), stats=self.formula_stats)
-            values[:, ready] = v.numpy()
-            codes[:, ready] = c.numpy()
-        codes[empty, :] = batched.CODES.index("empty_hypothesis")
-        values[codes != -1] = np.nan
-        reasons = [{names[k]: batched.CODES[codes[r, k]] for k in np.flatnonzero(codes[r] != -1)} for r in range(n)]
-        return values, reasons
-
-    def _one(self, name: str, ci: ChainInputs):
-        if ci.n_steps == 0:
-            return math.nan, "empty_hypothesis"
-        if not all(self.models.available(s) for s in registry.SCORES[name].slots):
-            return math.nan, "model_unavailable"
-        value, reason = FORMULAS[name](ci, self.mode)
-        return value, reason
-
-    def _run_models(self, plan: Plan, ahead: dict) -> dict:
+    def _run_models(self, plan: Plan, ahead: dict) -> PassOutputs:
         """One pass per model over the block's unique work, minus what the cache already has.
         ``ahead``: token ids per slot worked out beforehand (see ``prepare``)."""
-        out = {}
+        out = PassOutputs()
         c = self.caches
         drop = drop_rule(self.mode)
         from_embedder: dict = {}  # text -> token vectors that the sentence pass gave on the way
@@ -350,7 +301,7 @@ class Scorer:
                 from_embedder.update(mats)
                 return list(vectors)
 
-            out["sent"] = torch.stack(c[EMBEDDER].lookup(plan.sentences.items, embed))  # fp32, widened later
+            out.sentences = torch.stack(c[EMBEDDER].lookup(plan.sentences.items, embed))  # fp32, widened later
             self._tick("embed", t0)
         if len(plan.tokens):
             t0 = time.perf_counter()
@@ -365,12 +316,12 @@ class Scorer:
                 tok.stats.shared += len(items) - len(todo)
                 return [fresh[item] if item in fresh else from_embedder[item[0]] for item in items]
 
-            out["tok"] = c[TOKEN].lookup(plan.tokens.items, token_vectors)
+            out.tokens = c[TOKEN].lookup(plan.tokens.items, token_vectors)
             self._tick("token_embed", t0)
         if len(plan.pairs):
             t0 = time.perf_counter()
             nli = self.models.get(NLI)
-            out["con"] = torch.tensor(c[NLI].lookup(plan.pairs.items, lambda ps: nli.p_contradiction(
+            out.contradiction = torch.tensor(c[NLI].lookup(plan.pairs.items, lambda ps: nli.p_contradiction(
                 ps, ahead=ahead.get(NLI)).tolist()), dtype=torch.float64)
             self._tick("nli", t0)
         if len(plan.lm_texts):
@@ -384,56 +335,16 @@ class Scorer:
             pairs = c[LM].lookup(plan.lm_texts.items, nll)
             s = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
             n = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
-            out["ppl"] = torch.exp(s / n.clamp(min=1).double())
-            out["lm_n"] = n
+            out.perplexity = torch.exp(s / n.clamp(min=1).double())
+            out.lm_tokens = n
             self._tick("lm", t0)
         if len(plan.grammar_texts):
             t0 = time.perf_counter()
             gram = self.models.get(GRAMMAR)
-            out["acc"] = torch.tensor(c[GRAMMAR].lookup(plan.grammar_texts.items, lambda ts: gram.p_acceptable(
+            out.acceptability = torch.tensor(c[GRAMMAR].lookup(plan.grammar_texts.items, lambda ts: gram.p_acceptable(
                 ts, ahead=ahead.get(GRAMMAR)).tolist()), dtype=torch.float64)
             self._tick("grammar", t0)
         return out
-
-    @staticmethod
-    def _inputs(chain: Chain, r, out: dict) -> ChainInputs:
-        ci = ChainInputs(len(chain.steps), len(chain.context),
-                         None if chain.reference is None else len(chain.reference))
-        if "sent" in out:
-            def sent(idx):  # the per-chain formulas work in float64
-                return out["sent"][idx].double()
-
-            if r.steps:
-                ci.steps = sent(r.steps)
-                ci.context = sent(r.context)
-            if r.reference is not None:
-                ci.reference = sent(r.reference)
-            if r.chain_steps is not None:
-                ci.chain_steps = sent(r.chain_steps)
-                ci.chain_context = sent(r.chain_context)
-                if r.chain_reference is not None:
-                    ci.chain_reference = sent(r.chain_reference)
-        if "tok" in out and r.tok_steps:
-            ci.step_tokens = [out["tok"][i].double() for i in r.tok_steps]
-            ci.context_tokens = [out["tok"][i].double() for i in r.tok_context]
-        if "con" in out:
-            con = out["con"]
-            if r.nli_src is not None and r.nli_src:
-                ci.con_src = con[torch.tensor(r.nli_src)]
-            if r.nli_steps is not None:
-                n = ci.n_steps
-                m = torch.zeros(n, n, dtype=con.dtype)
-                for (a, b), p in r.nli_steps.items():
-                    m[a, b] = con[p]
-                ci.con_steps = m
-        if "ppl" in out and r.lm_steps:
-            ci.step_ppl = out["ppl"][r.lm_steps]
-            ci.step_lm_tokens = out["lm_n"][r.lm_steps]
-            ci.chain_ppl = float(out["ppl"][r.lm_chain])
-            ci.chain_lm_tokens = int(out["lm_n"][r.lm_chain])
-        if "acc" in out and r.gram_steps:
-            ci.step_acc = out["acc"][r.gram_steps]
-        return ci
 
     def _tick(self, stage: str, t0: float):
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
@@ -449,11 +360,6 @@ class Prepared:
 
     plan: Plan
     ahead: dict = field(default_factory=dict)
-
-
-def _width(tok) -> int:
-    """The width of the token vectors (0 without any)."""
-    return next((m.shape[1] for m in tok if m.ndim == 2), 0) if tok else 0
 
 
 def _check_unique(chains: list[Chain]):

@@ -1,4 +1,4 @@
-"""Named splitters that turn a string into sentences or steps (spec §7.2).
+"""Named splitters that turn a string into sentences or steps (docs/formulas.md §5).
 
 Every splitter is recorded in the signature, so a score can always be traced to how its
 steps were cut.

@@ -89,7 +89,7 @@ class ScoreTable:
         details = None if first.details is None else [d for t in tables for d in t.details]
         return ScoreTable(
             [i for t in tables for i in t.ids], first.names,
-            np.concatenate([t.values for t in tables]) if tables else np.zeros((0, len(first.names))),
+            np.concatenate([t.values for t in tables]),
             [r for t in tables for r in t.reasons], [e for t in tables for e in t.extra], details,
             first.signature, first.stats)
 

@@ -12,6 +12,13 @@ from roscoe import cli, io, registry
 
 from .conftest import EXAMPLE, GSM8K_HUMAN, load_jsonl
 
+
+def read_scores(path, names):
+    """Ids, score values (NaN for null) and reasons of an output file."""
+    rows = list(io.iter_rows(path))
+    values = np.array([[math.nan if r.get(n) in (None, "") else float(r[n]) for n in names] for r in rows], dtype=float)
+    return [r["id"] for r in rows], values.reshape(len(rows), len(names)), [r.get("reasons") or {} for r in rows]
+
 SA = registry.resolve("SA")
 
 
@@ -59,7 +66,7 @@ def test_same_schema_in_every_format(tmp_path):
         out = tmp_path / f"o.{ext}"
         assert run("score", EXAMPLE, "-o", out, "--scores", "SA", "--keep-fields", "overall_quality",
                    "--no-progress") == 0
-        ids, values, reasons = io.read_scores(out, SA)
+        ids, values, reasons = read_scores(out, SA)
         outs[ext] = (ids, values, reasons)
     ids, values, reasons = outs["jsonl"]
     for ext in ("csv", "parquet"):
@@ -98,7 +105,7 @@ def test_resume_appends_only_missing_ids(tmp_path):
     write_jsonl(src, rows)
     assert run("score", src, "-o", out, "--scores", "faithfulness,repetition_step", "--no-progress", "--resume") == 0
     assert out.read_text().startswith(first)  # what was written stays byte for byte
-    ids, values, _ = io.read_scores(out, ["faithfulness", "repetition_step"])
+    ids, values, _ = read_scores(out, ["faithfulness", "repetition_step"])
     assert ids == [r["id"] for r in rows]
     meta = json.loads(io.meta_path(out).read_text())
     assert (meta["previous_rows"], meta["rows_written"], meta["rows_total"]) == (3, 2, 5)
@@ -277,7 +284,7 @@ def test_resume_after_a_torn_last_row(tmp_path, capsys, ext):
     assert "cut off by an interrupted write" in capsys.readouterr().err
     if ext != "parquet":
         assert out.read_bytes().startswith(b"".join(lines[:-1]))
-    ids, values, _ = io.read_scores(out, ["faithfulness"])
+    ids, values, _ = read_scores(out, ["faithfulness"])
     assert [str(i) for i in ids] == [str(r["id"]) for r in rows]
     assert not np.isnan(values).any()
 

@@ -131,7 +131,7 @@ def test_coherence_three_steps_uses_earlier_premise_only():
 
 def test_discourse_by_hand():
     con = torch.tensor([[0.1, 0.25, 0.05], [0.6, 0.2, 0.3]], dtype=torch.float64)  # T=2, N=3
-    c = ChainInputs(3, 2, con_src=con)
+    c = ChainInputs(3, 2, con_context=con)
     for mode in (PAPER, PARLAI):
         assert F.discourse_representation(c, mode) == (pytest.approx(0.4), None)
     assert c.details["discourse_representation_pair"] == [1, 0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from roscoe import batched, memory
-from roscoe.batched import footprint, groups
+from roscoe.memory import footprint, groups
 from roscoe.chains import coerce
 
 WIDTHS = {"sent_width": 4, "tok_width": 5, "itemsize": 8}

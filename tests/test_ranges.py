@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from roscoe import batched, registry
 from roscoe.chains import Chain
+from roscoe.outputs import PassOutputs
 from roscoe.plan import Needs, Plan
+
+from .random_outputs import random_outputs
 
 
 def parse_range(spec: str):
@@ -60,23 +63,6 @@ def blocks(draw):
     return chains, seed, width
 
 
-def _outputs(plan: Plan, seed: int, width: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-
-    def unit(rows):  # fp32 unit rows, as every encoder returns them
-        return torch.nn.functional.normalize(torch.randn(rows, width, generator=g), dim=-1)
-
-    out = {"sent": unit(len(plan.sentences))}
-    # near-duplicate tokens as well: a token vector repeated with fp32 noise
-    out["tok"] = [unit(int(torch.randint(0, 4, (1,), generator=g))) for _ in plan.tokens.items]
-    out["con"] = torch.rand(len(plan.pairs), generator=g, dtype=torch.float64)
-    n = torch.randint(1, 30, (len(plan.lm_texts),), generator=g)
-    out["ppl"] = torch.exp(torch.rand(len(plan.lm_texts), generator=g, dtype=torch.float64) * 8)
-    out["lm_n"] = n
-    out["acc"] = torch.rand(len(plan.grammar_texts), generator=g, dtype=torch.float64)
-    return out
-
-
 @pytest.mark.parametrize("mode", ["paper", "parlai"])
 @settings(max_examples=150, deadline=None)
 @given(case=blocks())
@@ -84,11 +70,10 @@ def test_batched_formulas_stay_in_range(mode, case):
     chains, seed, width = case
     names = tuple(registry.SCORES)
     plan = Plan(chains, Needs.of(names, lambda slot: True), mode, (lambda t: 5) if mode == "parlai" else None)
-    out = _outputs(plan, seed, width)
+    out = random_outputs(plan, seed, width)
     counts = [(len(c.steps), len(c.context), None if c.reference is None else len(c.reference)) for c in chains]
     values, _ = batched.compute(plan.refs, counts, out, names, mode=mode, device=torch.device("cpu"),
-                                dtype=torch.float64, nli_pairs=plan.nli_pairs, budget=None, sent_width=width,
-                                tok_width=width)
+                                dtype=torch.float64, nli_pairs=plan.nli_pairs, budget=None)
     assert out_of_range(names, values.numpy(), mode, [c[0] for c in counts]) == []
 
 
@@ -101,11 +86,10 @@ def test_repeated_text_cosine_past_one_is_clamped():
     chains = [Chain(f"c{i}", ["same"], ["same"]) for i in range(50)]
     plan = Plan(chains, Needs.of(("faithfulness",), lambda slot: True), "paper")
     for k in range(50):
-        out = {"sent": v[k:k + 1].float()}
+        out = PassOutputs(sentences=v[k:k + 1].float())
         vals, _ = batched.compute(plan.refs[:1], [(1, 1, None)], out, ("faithfulness",), mode="paper",
                                   device=torch.device("cpu"), dtype=torch.float64,
-                                  nli_pairs={"src": ([], []), "steps": ([], [])}, budget=None, sent_width=384,
-                                  tok_width=0)
+                                  nli_pairs={"context": ([], []), "steps": ([], [])}, budget=None)
         assert vals[0, 0] <= 1.0
 
 

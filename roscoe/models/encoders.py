@@ -3,6 +3,10 @@
 Each wrapper takes a list of unique texts (or text pairs), runs them in length-sorted,
 token-budgeted batches and returns results in input order.  Outputs that feed formulas
 (normalised vectors, softmax probabilities) are computed in fp32 whatever the model dtype.
+
+Length: the four encoder kinds share one batching, tokenizing and compiling base
+(``_Encoder``); each subclass is short, and keeping them beside the base keeps that contract
+in one place.
 """
 from __future__ import annotations
 
@@ -480,7 +484,7 @@ ACCEPTABLE_NAMES = ("acceptable", "grammatical", "correct")
 
 class GrammarClassifier(_Encoder):
     """P(acceptable) per text.  The index comes from an override, the preset, or an
-    unambiguous ``id2label`` name, in that order (spec §6.2)."""
+    unambiguous ``id2label`` name, in that order (docs/formulas.md §4)."""
 
     slot = "grammar"
     auto_class = "AutoModelForSequenceClassification"

@@ -1,4 +1,4 @@
-"""Causal-LM perplexity: one BOS, every text token a target, log-softmax in fp32 (spec §6.1)."""
+"""Causal-LM perplexity: one BOS, every text token a target, log-softmax in fp32 (docs/formulas.md §4)."""
 from __future__ import annotations
 
 import time
@@ -31,7 +31,7 @@ class CausalLM:
     """Sum of token NLLs and token counts per text; PPL = exp(sum / n).
 
     Texts longer than the context window are scored with the strided sliding window of
-    spec §6.1 (window W, stride W/2, each target scored once, BOS never a target).
+    docs/formulas.md §4 (window W, stride W/2, each target scored once, BOS never a target).
     """
 
     slot = "lm"

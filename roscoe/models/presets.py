@@ -1,4 +1,4 @@
-"""Model presets: which model fills each slot, with its input recipe (spec §8)."""
+"""Model presets: which model fills each slot, with its input recipe (docs/formulas.md §5; the README lists them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
