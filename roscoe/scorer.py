@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import __version__, apply, registry, splitters
+from . import __version__, apply, diskcache, registry, splitters
 from .cache import DEFAULT_SIZES, LRU
 from .chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Chain, coerce
 from .formulas import MODES, PARLAI
@@ -26,13 +26,17 @@ DEFAULT_BLOCK_SIZE = 256
 # so a block of long chains stays within memory.
 BLOCK_PAIRS = 1_000_000
 _SIG_KEYS = {EMBEDDER: "emb", TOKEN: "tok", NLI: "nli", LM: "lm", GRAMMAR: "gram"}
+_DISK_KINDS = {EMBEDDER: diskcache.VECTOR, TOKEN: diskcache.VECTOR, NLI: diskcache.NUMBER, LM: diskcache.PAIR,
+               GRAMMAR: diskcache.NUMBER}
 
 
 class Scorer:
     """Loads models once (lazily, only those the requested scores need) and scores chains.
 
     Model outputs are kept in a bounded LRU cache per slot (``cache_size``: items per slot,
-    0 to turn it off), so texts repeated across blocks or calls are computed once.
+    0 to turn it off), so texts repeated across blocks or calls are computed once.  With
+    ``cache_dir`` they are also kept on disk (``roscoe.diskcache``) for every later run and
+    process: a text any run has seen is never computed again.
 
     ``max_memory`` bounds the working memory that grows with the input (bytes or a size such
     as ``"2G"``; ``"auto"``: 1/8 of the free memory, at most 1 GiB on a CPU and 4 GiB on a GPU;
@@ -46,7 +50,7 @@ class Scorer:
     def __init__(self, preset="lite", *, mode="paper", device=None, dtype=None, batch_tokens=None,
                  block_size=DEFAULT_BLOCK_SIZE, allow_hub=None, split=None, models: ModelSet | None = None,
                  cache_size=None, batched=True, overlap=None, compile=False, max_items=DEFAULT_MAX_ITEMS,
-                 max_chars=DEFAULT_MAX_CHARS, max_memory="auto", **model_overrides):
+                 max_chars=DEFAULT_MAX_CHARS, max_memory="auto", cache_dir=None, **model_overrides):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         self.mode = mode
@@ -68,6 +72,8 @@ class Scorer:
         sizes = {**DEFAULT_SIZES, **({s: cache_size for s in DEFAULT_SIZES} if isinstance(cache_size, int)
                                      else (cache_size or {}))}
         self.caches = {slot: self._cache(slot, n) for slot, n in sizes.items()}
+        self.disk = None if cache_dir is None else diskcache.DiskCache(cache_dir)
+        self._spaces: dict[str, str] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -115,6 +121,19 @@ class Scorer:
             if self.models.available(slot):
                 self.models.get(slot)
 
+    def _lookup(self, slot: str, items: list, compute) -> list:
+        """Outputs for ``items`` from the memory cache, then the disk cache (``cache_dir``),
+        then one ``compute(missing)`` call."""
+        if self.disk is None:
+            return self.caches[slot].lookup(items, compute)
+        if slot not in self._spaces:
+            d = {k: v for k, v in self.models.describe(slot, load=True).items() if k not in ("path", "source")}
+            self._spaces[slot] = diskcache.space(slot=slot, model=d, precision=self.models.precision,
+                                                 device=self.models.device.split(":")[0], compile=self.models.compile,
+                                                 torch=torch.__version__)
+        space, kind = self._spaces[slot], _DISK_KINDS[slot]
+        return self.caches[slot].lookup(items, lambda missing: self.disk.lookup(space, kind, missing, compute))
+
     def _cache(self, slot: str, max_items: int) -> LRU:
         if slot != TOKEN or self.max_memory is None:
             return LRU(max_items)
@@ -125,7 +144,10 @@ class Scorer:
             self.caches[slot] = self._cache(slot, cache.max_items)
 
     def cache_stats(self) -> dict:
-        return {slot: c.stats() for slot, c in self.caches.items()}
+        stats = {slot: c.stats() for slot, c in self.caches.items()}
+        if self.disk is not None:
+            stats["disk"] = self.disk.stats()
+        return stats
 
     def too_long(self, chain: Chain) -> bool:
         """Whether the chain is over the size limits (it is then not scored: NaN ``too_long``)."""
@@ -286,7 +308,6 @@ class Scorer:
         """One pass per model over the block's unique work, minus what the cache already has.
         ``ahead``: token ids per slot worked out beforehand (see ``prepare``)."""
         out = PassOutputs()
-        c = self.caches
         drop = drop_rule(self.mode)
         from_embedder: dict = {}  # text -> token vectors that the sentence pass gave on the way
         if len(plan.sentences):
@@ -301,7 +322,7 @@ class Scorer:
                 from_embedder.update(mats)
                 return list(vectors)
 
-            out.sentences = torch.stack(c[EMBEDDER].lookup(plan.sentences.items, embed))  # fp32, widened later
+            out.sentences = torch.stack(self._lookup(EMBEDDER, plan.sentences.items, embed))  # fp32, widened later
             self._tick("embed", t0)
         if len(plan.tokens):
             t0 = time.perf_counter()
@@ -316,12 +337,12 @@ class Scorer:
                 tok.stats.shared += len(items) - len(todo)
                 return [fresh[item] if item in fresh else from_embedder[item[0]] for item in items]
 
-            out.tokens = c[TOKEN].lookup(plan.tokens.items, token_vectors)
+            out.tokens = self._lookup(TOKEN, plan.tokens.items, token_vectors)
             self._tick("token_embed", t0)
         if len(plan.pairs):
             t0 = time.perf_counter()
             nli = self.models.get(NLI)
-            out.contradiction = torch.tensor(c[NLI].lookup(plan.pairs.items, lambda ps: nli.p_contradiction(
+            out.contradiction = torch.tensor(self._lookup(NLI, plan.pairs.items, lambda ps: nli.p_contradiction(
                 ps, ahead=ahead.get(NLI)).tolist()), dtype=torch.float64)
             self._tick("nli", t0)
         if len(plan.lm_texts):
@@ -332,7 +353,7 @@ class Scorer:
                 s, n = lm.nll(texts, ahead=ahead.get(LM))
                 return list(zip(s.tolist(), n.tolist()))
 
-            pairs = c[LM].lookup(plan.lm_texts.items, nll)
+            pairs = self._lookup(LM, plan.lm_texts.items, nll)
             s = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
             n = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
             out.perplexity = torch.exp(s / n.clamp(min=1).double())
@@ -341,7 +362,7 @@ class Scorer:
         if len(plan.grammar_texts):
             t0 = time.perf_counter()
             gram = self.models.get(GRAMMAR)
-            out.acceptability = torch.tensor(c[GRAMMAR].lookup(plan.grammar_texts.items, lambda ts: gram.p_acceptable(
+            out.acceptability = torch.tensor(self._lookup(GRAMMAR, plan.grammar_texts.items, lambda ts: gram.p_acceptable(
                 ts, ahead=ahead.get(GRAMMAR)).tolist()), dtype=torch.float64)
             self._tick("grammar", t0)
         return out

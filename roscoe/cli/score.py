@@ -69,6 +69,9 @@ def register(sub) -> None:
                    help="bad input lines: fail (exit 2 before scoring anything) or skip (report them, "
                         "score the rest). A chain that a model cannot take gets NaN model_error either way and the "
                         "rest is scored; the exit code is then 1 under fail, 0 under skip")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep model outputs on disk in DIR for every later run: a text any run has seen is not "
+                        "computed again (keyed by model hash, input recipe, precision and the text)")
     p.add_argument("--resume", action="store_true", help="skip ids already in the output and append")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--keep-fields", default="", help="comma-separated input fields copied into each output row")
@@ -213,7 +216,8 @@ def build(job: Job) -> bool:
                             block_size=a.block_size, split=job.split,
                             overlap={"auto": None, "on": True, "off": False}[a.overlap], compile=a.compile,
                             allow_hub=True if a.allow_hub else None, max_items=a.max_items or None,
-                            max_chars=a.max_chars or None, max_memory=job.max_memory, **overrides)
+                            max_chars=a.max_chars or None, max_memory=job.max_memory, cache_dir=a.cache,
+                            **overrides)
         job.signature = job.scorer.signature(job.names)
     except (ModelUnavailable, ModelConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
