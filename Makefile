@@ -8,7 +8,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip -q --disable-pip-version-check
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-exhaustive setup clean
+.PHONY: demo test test-exhaustive leaderboard-demo setup clean
 
 $(VENV)/.lite: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(VENV)/.test
 ## make test-exhaustive: the range check over every chain of CHAMP and MR-BEN (18 minutes on 2 cores)
 test-exhaustive: $(VENV)/.test
 	$(PY) -m pytest -m exhaustive
+
+## make leaderboard-demo: a GSM8K task, four GPT-3 systems and a malformed file on a board; prints it, writes the page
+leaderboard-demo: $(VENV)/.lite
+	$(PY) tools/leaderboard_demo.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

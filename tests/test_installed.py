@@ -76,7 +76,7 @@ t = roscoe.score([{"id": 1, "context": "Tom has 3 apples. He buys 2 more.", "ste
                  "faithfulness,grammar_step", device="cpu")
 print(json.dumps({"value": float(t["faithfulness"][0]),
                   "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("human_eval", "perturbations")
-                                    or m.startswith("roscoe.cli"))}))
+                                    or m.startswith(("roscoe.cli", "roscoe.leaderboard")))}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     got = json.loads(out.stdout.strip().splitlines()[-1])

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import registry
-from ..chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Chain, FieldMap, InputError, \
-    _split_field
+from ..chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, Chain, FieldMap, InputError, _split_field
+from ..datasets import sha256
 from ..io import read_lines
 from . import db as store
 from . import validate
@@ -174,7 +174,7 @@ class Board:
         in one transaction: a crash or kill mid-scoring leaves no row."""
         row, config = self.task(task)
         path = Path(path)
-        digest = _file_sha256(path) if path.is_file() else ""
+        digest = sha256(path) if path.is_file() else ""
         label = path.name
         t0 = time.perf_counter()
         problems = self._check_names(name, submitter, metadata, label)
@@ -382,14 +382,6 @@ def _task_chain(row, line, fields: FieldMap, split: dict, source: str) -> Chain:
         reference, _ = _split_field(row[fields.reference], fields.reference, split["reference"], source=source,
                                     line=line)
     return Chain(cid, [], context, reference)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _now() -> str:

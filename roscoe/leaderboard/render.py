@@ -17,6 +17,10 @@ def terminal_safe(text) -> str:
     return text if check_text(text, "", limit=10**9) is None else text.encode("unicode_escape").decode("ascii")
 
 
+def _by(row: dict, escape) -> str:
+    return f" ({escape(row['submitter'])})" if row.get("submitter") else ""
+
+
 def _fmt(v, digits=4) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -40,8 +44,8 @@ def text(board: dict) -> str:
                f"Holm-corrected, p < {board['alpha']}); groups: not significantly worse than the group's best")
     if board["not_ranked"]:
         out.append("\nnot ranked:")
-        out += [f"  {terminal_safe(r['name'])} ({terminal_safe(r['submitter'])}): {r['status']}: "
-                f"{terminal_safe(r['reason'])}" for r in board["not_ranked"]]
+        out += [f"  {terminal_safe(r['name'])}{_by(r, terminal_safe)}: {r['status']}: {terminal_safe(r['reason'])}"
+                for r in board["not_ranked"]]
     out.append(f"\nsignature: {board['signature']}\ntask hash: {board['task_hash']}")
     return "\n".join(out)
 
@@ -77,15 +81,15 @@ def markdown(board: dict) -> str:
                    f"{_fmt(r['ci_high'])}] | {_p(r['p_vs_leader'])}{' *' if r['significant_vs_leader'] else ''} |")
     if board["not_ranked"]:
         out += ["", "## Not ranked", ""]
-        out += [f"- {_md(r['name'])} ({_md(r['submitter'])}): {r['status']}: {_md(r['reason'])}"
-                for r in board["not_ranked"]]
+        out += [f"- {_md(r['name'])}{_by(r, _md)}: {r['status']}: {_md(r['reason'])}" for r in board["not_ranked"]]
     out += ["", f"Signature: `{_md(board['signature'])}`", "", f"Task hash: `{board['task_hash']}`", ""]
     return "\n".join(out)
 
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}
+table{border-collapse:collapse;margin:1em 0}th,td{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+small{color:#666}
 th{cursor:pointer;background:#f4f4f4;user-select:none}th:after{content:" \\2195";color:#999}
 tr.g-odd td{background:#fafafa}.bar{position:relative;width:220px;height:12px;background:#eee}
 .ci{position:absolute;top:3px;height:6px;background:#7a9cc6}.pt{position:absolute;top:0;width:2px;height:12px;background:#123}
@@ -109,7 +113,7 @@ def page(board: dict) -> str:
     span = (hi - lo) or 1.0
     pos = lambda v: 100.0 * (v - lo) / span  # noqa: E731
     heads = [("rank", 1), ("group", 1), ("rank 95%", 0), ("name", 0), ("submitter", 0), ("n", 1),
-             (board["rank_by"], 1), ("95% CI", 0), ("p vs leader", 1)]
+             (board["rank_by"], 1), (f"95% CI (axis {lo:.3f} to {hi:.3f})", 0), ("p vs leader", 1)]
     out = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
            "script-src 'unsafe-inline'\">",
@@ -138,15 +142,17 @@ def page(board: dict) -> str:
     out.append("</tbody></table>")
     if board["not_ranked"]:
         out.append("<h2>Not ranked</h2><ul id=not-ranked>")
-        out += [f"<li><b>{e(r['name'])}</b> ({e(r['submitter'])}): {e(r['status'])}: {e(str(r['reason']))}</li>"
+        out += [f"<li><b>{e(r['name'])}</b>{_by(r, e)}: {e(r['status'])}: {e(str(r['reason']))}</li>"
                 for r in board["not_ranked"]]
         out.append("</ul>")
-    out.append("<h2>Every score</h2><table id=scores><thead><tr><th data-k=0 data-num=0>name</th>" + "".join(
-        f"<th data-k={k} data-num=1>{e(s)}</th>" for k, s in enumerate(board["scores"], start=1)) + "</tr></thead><tbody>")
-    for r in board["rows"]:
-        out.append(f"<tr><td>{e(r['name'])}</td>" + "".join(
-            f"<td data-v=\"{r['scores'][s]['mean']}\">{_fmt(r['scores'][s]['mean'])}</td>" for s in board["scores"])
-            + "</tr>")
+    # every score, a row each; the submissions in rank order as columns
+    out.append("<h2>Every score</h2><table id=scores><thead><tr><th data-k=0 data-num=0>score</th>" + "".join(
+        f"<th data-k={k} data-num=1>{r['rank']}. {e(r['name'])}</th>" for k, r in enumerate(board["rows"], start=1))
+        + "</tr></thead><tbody>")
+    for s in board["scores"]:
+        out.append(f"<tr><td>{e(s)}</td>" + "".join(
+            f"<td data-v=\"{r['scores'][s]['mean']}\">{_fmt(r['scores'][s]['mean'])} <small>[{_fmt(r['scores'][s]['ci_low'])}, "
+            f"{_fmt(r['scores'][s]['ci_high'])}]</small></td>" for r in board["rows"]) + "</tr>")
     out.append("</tbody></table>")
     out.append(f"<p>Signature: <code>{e(board['signature'])}</code><br>Task hash: <code>{e(board['task_hash'])}"
                f"</code></p><script>{_JS}</script>")
