@@ -97,6 +97,15 @@ def test_every_validation_rule_names_file_line_and_field(tmp_path, rule, text, l
     assert str(p).startswith("sub.jsonl" + (f":{line}" if line else "") + ": ")
 
 
+def test_a_board_is_made_only_by_create_task(tmp_path, capsys):
+    for argv in (["submit", str(tmp_path / "none.sqlite"), "t", str(tmp_path / "x.jsonl"), "--name", "n"],
+                 ["show", str(tmp_path / "none.sqlite"), "t"], ["tasks", str(tmp_path / "none.sqlite")],
+                 ["create-task", str(tmp_path / "no" / "dir.sqlite"), "t", "--from", "x", "--rank-by", "faithfulness"]):
+        assert main(["leaderboard", *argv]) == 2
+        assert "no such" in capsys.readouterr().err
+    assert not (tmp_path / "none.sqlite").exists()
+
+
 def test_missing_ids_reject_by_default_and_every_problem_is_listed_up_to_the_cap(tmp_path):
     got = _check(tmp_path, GOOD, missing="reject")
     assert [p.field for p in got.problems] == ["id"] and "5 of the task's 6 ids have no line" in got.problems[0].what

@@ -79,8 +79,11 @@ def _board_task(p) -> None:
 def _board(args):
     from ..leaderboard import Board
 
-    if args.action != "create-task" and args.action != "submit" and not Path(args.board).exists():
-        raise UsageError(f"{args.board}: no such board")
+    board = Path(args.board)
+    if args.action != "create-task" and not board.exists():
+        raise UsageError(f"{board}: no such board (create-task makes one)")
+    if not board.parent.is_dir():
+        raise UsageError(f"{board.parent}: no such directory for the board")
     return Board(args.board, device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"))
 
 
