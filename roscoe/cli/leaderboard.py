@@ -1,4 +1,5 @@
-"""``roscoe leaderboard``: tasks and untrusted submissions on a SQLite board.
+"""``roscoe leaderboard``: tasks and untrusted submissions on a SQLite board.  A task error
+(``TaskError``, a ValueError) reaches ``roscoe.cli.main`` and exits 2 with its message.
 
 Exit codes of ``submit``: 0 scored, 2 rejected (the report on standard error), 1 failed while
 scoring."""
@@ -89,26 +90,22 @@ def _board(args):
 
 def create_task(args) -> int:
     from ..chains import FieldMap
-    from ..leaderboard import Limits, TaskError
+    from ..leaderboard import Limits
 
     limits = Limits(max_bytes=args.max_bytes, max_items=args.max_items or None, max_chars=args.max_chars or None,
                     time_limit=args.time_limit, max_per_day=args.max_per_day, missing=args.missing)
     board = _board(args)
-    try:
-        info = board.create_task(args.task, args.source, rank_by=args.rank_by, scores=args.scores, preset=args.preset,
-                                 mode=args.mode, fields=FieldMap(args.id_field, args.context_field, "steps",
-                                                                 args.reference_field),
-                                 split={"context": args.context_splitter, "steps": args.steps_splitter,
-                                        "reference": args.reference_splitter}, limits=limits, limit=args.limit)
-    except TaskError as err:
-        raise UsageError(str(err)) from None
+    info = board.create_task(args.task, args.source, rank_by=args.rank_by, scores=args.scores, preset=args.preset,
+                             mode=args.mode, fields=FieldMap(args.id_field, args.context_field, "steps",
+                                                             args.reference_field),
+                             split={"context": args.context_splitter, "steps": args.steps_splitter,
+                                    "reference": args.reference_splitter}, limits=limits, limit=args.limit)
     print(f"task {info['task']}: {info['chains']} chains, ranked by {info['rank_by']}; scores "
           f"{', '.join(info['scores'])}\ntask hash: {info['task_hash']}\nsignature: {info['signature']}")
     return EXIT_OK
 
 
 def submit(args) -> int:
-    from ..leaderboard import TaskError
     from ..leaderboard.render import terminal_safe
 
     metadata = None
@@ -118,10 +115,7 @@ def submit(args) -> int:
         except json.JSONDecodeError as err:
             raise UsageError(f"--metadata is not JSON: {err.msg}") from None
     board = _board(args)
-    try:
-        out = board.submit(args.task, args.file, name=args.name, submitter=args.submitter, metadata=metadata)
-    except TaskError as err:
-        raise UsageError(str(err)) from None
+    out = board.submit(args.task, args.file, name=args.name, submitter=args.submitter, metadata=metadata)
     if args.report_json:
         Path(args.report_json).write_text(json.dumps(out.as_dict(), indent=2, ensure_ascii=False) + "\n")
     who = terminal_safe(args.name)
@@ -141,26 +135,18 @@ def submit(args) -> int:
 
 
 def show(args) -> int:
-    from ..leaderboard import TaskError
     from ..leaderboard import render as r
 
-    try:
-        board = _board(args).standings(args.task)
-    except TaskError as err:
-        raise UsageError(str(err)) from None
+    board = _board(args).standings(args.task)
     print({"text": r.text, "csv": r.csv_text, "json": lambda b: json.dumps(b, indent=2, ensure_ascii=False)}
           [args.format](board))
     return EXIT_OK
 
 
 def render(args) -> int:
-    from ..leaderboard import TaskError
     from ..leaderboard import render as r
 
-    try:
-        board = _board(args).standings(args.task)
-    except TaskError as err:
-        raise UsageError(str(err)) from None
+    board = _board(args).standings(args.task)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.html").write_text(r.page(board), encoding="utf-8")
@@ -170,12 +156,7 @@ def render(args) -> int:
 
 
 def rescore(args) -> int:
-    from ..leaderboard import TaskError
-
-    try:
-        outcomes = _board(args).rescore(args.task)
-    except TaskError as err:
-        raise UsageError(str(err)) from None
+    outcomes = _board(args).rescore(args.task)
     print(f"rescored {len(outcomes)} submission(s) in {sum(o.seconds for o in outcomes):.1f} s"
           + (f"\nsignature: {outcomes[0].signature}" if outcomes else ""))
     return EXIT_OK

@@ -194,22 +194,15 @@ class Board:
                                  max_items=lim.max_items, max_chars=lim.max_chars, missing=lim.missing)
         if checked.problems:
             return self._record_rejected(task, name, submitter, metadata, digest, checked.problems, "invalid_file")
-        scored = [Chain(c.id, checked.steps[str(c.id)], c.context, c.reference) for c in chains
-                  if str(c.id) in checked.steps]
         try:
-            values, reasons, signature = self._score(config, scored, t0)
+            rows, signature = self._score_rows(config, chains, checked.steps, checked.missing, t0,
+                                               time_limit=lim.time_limit)
         except TimeLimit:
             return self._record(task, name, submitter, metadata, digest, "failed", "time_limit",
                                 seconds=time.perf_counter() - t0)
         except Exception as err:  # noqa: BLE001 - recorded as failed, never ranked
             return self._record(task, name, submitter, metadata, digest, "failed", f"{type(err).__name__}: {err}",
                                 seconds=time.perf_counter() - t0)
-        rows = []
-        for c, v, why in zip(scored, values, reasons):
-            rows += [(str(c.id), n, None if v[k] != v[k] else float(v[k]), why.get(n)) for k, n in
-                     enumerate(config.scores)]
-        for cid in checked.missing:  # --missing worst
-            rows += [(cid, n, worst(n, config.mode), "missing") for n in config.scores]
         return self._record(task, name, submitter, metadata, digest, "scored", None, scores=rows,
                             signature=signature, task_hash=row["task_hash"], seconds=time.perf_counter() - t0,
                             missing=checked.missing, limits=lim, steps=checked.steps)
@@ -218,7 +211,7 @@ class Board:
         """Every scored submission of ``task`` scored again under the current config and
         environment; the task's signature becomes the current one."""
         row, config = self.task(task)
-        chains = {str(c.id): c for c in self.chains(task)}
+        chains = self.chains(task)
         outcomes = []
         signature = str(self._scorer_for(config).signature(config.scores))
         subs = self.db.execute("SELECT id FROM submissions WHERE task = ? AND status = 'scored' ORDER BY id",
@@ -227,15 +220,7 @@ class Board:
             t0 = time.perf_counter()
             kept = self.db.execute("SELECT steps, missing FROM submission_steps WHERE submission = ?",
                                    (sub["id"],)).fetchone()
-            stored, missing = json.loads(kept["steps"]), json.loads(kept["missing"])
-            scored = [Chain(chains[cid].id, stored[cid], chains[cid].context, chains[cid].reference) for cid in chains
-                      if cid in stored]
-            values, reasons, _ = self._score(config, scored, t0, time_limit=False)
-            rows = []
-            for c, v, why in zip(scored, values, reasons):
-                rows += [(str(c.id), n, None if v[k] != v[k] else float(v[k]), why.get(n)) for k, n in
-                         enumerate(config.scores)]
-            rows += [(cid, n, worst(n, config.mode), "missing") for cid in missing for n in config.scores]
+            rows, _ = self._score_rows(config, chains, json.loads(kept["steps"]), json.loads(kept["missing"]), t0)
             with store.transaction(self.db):
                 self.db.execute("DELETE FROM scores WHERE submission = ?", (sub["id"],))
                 self.db.executemany("INSERT INTO scores (submission, chain, score, value, reason) VALUES (?, ?, ?, ?, ?)",
@@ -266,19 +251,26 @@ class Board:
                                         max_chars=lim.max_chars, cache_dir=self.cache_dir)
         return self._scorers[key]
 
-    def _score(self, config: TaskConfig, chains: list[Chain], t0: float, *, time_limit: bool = True):
+    def _score_rows(self, config: TaskConfig, chains: list[Chain], steps: dict, missing, t0: float, *,
+                    time_limit: float | None = None):
+        """Score the task's ``chains`` with the submitted ``steps`` (task id -> steps): rows
+        ``(chain, score, value or None, reason)``, the ids in ``missing`` at each score's
+        worst value, and the signature.  Past ``time_limit`` seconds since ``t0``: TimeLimit."""
         scorer = self._scorer_for(config)
         names = tuple(config.scores)
-        values, reasons = [], []
-        limit = config.limits.time_limit if time_limit else None
-        for table in scorer.score_blocks(scorer.blocks(chains, names), names):
-            values.extend(table.values.tolist())
-            reasons.extend(table.reasons)
+        scored = [Chain(c.id, steps[str(c.id)], c.context, c.reference) for c in chains if str(c.id) in steps]
+        rows = []
+        done = 0
+        for table in scorer.score_blocks(scorer.blocks(scored, names), names):
+            for c, v, why in zip(scored[done:], table.values.tolist(), table.reasons):
+                rows += [(str(c.id), n, None if v[k] != v[k] else float(v[k]), why.get(n)) for k, n in enumerate(names)]
+            done += len(table)
             if _KILL_AFTER_BLOCK:  # tests: the process dies mid-scoring, as under a kill -9
                 os.kill(os.getpid(), signal.SIGKILL)
-            if limit is not None and time.perf_counter() - t0 > limit:
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
                 raise TimeLimit
-        return values, reasons, str(scorer.signature(names))
+        rows += [(cid, n, worst(n, config.mode), "missing") for cid in missing for n in names]
+        return rows, str(scorer.signature(names))
 
     def _check_names(self, name, submitter, metadata, label) -> list[Problem]:
         problems = []

@@ -8,13 +8,13 @@ import html
 import io
 import json
 
-from .validate import check_text
+from .validate import has_control
 
 
 def terminal_safe(text) -> str:
     """Text with control characters (terminal escape sequences) shown as escapes."""
     text = str(text)
-    return text if check_text(text, "", limit=10**9) is None else text.encode("unicode_escape").decode("ascii")
+    return text.encode("unicode_escape").decode("ascii") if has_control(text) else text
 
 
 def _by(row: dict, escape) -> str:

@@ -55,9 +55,14 @@ def check_text(value, what: str, limit: int = MAX_NAME) -> str | None:
         return f"{what} must be text"
     if len(value) > limit:
         return f"{what} is {len(value)} characters, over the {limit}-character limit"
-    if any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or 0xd800 <= ord(c) < 0xe000 for c in value):
+    if has_control(value):
         return f"{what} holds control characters"
     return None
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds C0/C1 control characters (terminal escapes) or lone surrogates."""
+    return any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or 0xd800 <= ord(c) < 0xe000 for c in text)
 
 
 def check(path, task_ids: dict[str, object], context_chars: dict[str, int], *, name: str, splitter: str,
