@@ -6,12 +6,18 @@ from typing import Callable, Sequence
 import torch
 
 
-def token_batches(lengths: Sequence[int], budget: int, max_batch: int | None = None) -> list[list[int]]:
+def token_batches(lengths: Sequence[int], budget: int, max_batch: int | None = None, *,
+                  exact: bool = False) -> list[list[int]]:
     """Group item indices into batches whose padded size (rows x longest row) fits ``budget``.
 
     Items are taken longest first, so the first batch is the most memory-hungry one and an
     out-of-memory error shows up at once.  An item longer than the budget gets a batch of
     its own.  Ties keep input order, so the grouping is a pure function of the lengths.
+
+    ``exact``: a batch holds items of one length only, so nothing is padded.  In fp32 a text's
+    outputs then no longer depend on the texts it happens to be batched with: padding changed
+    a probability by up to 1.5e-6, the row count alone by about 1e-7 (measured on the lite NLI
+    model), so the same chain scores the same in any file, block or Ray actor.
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
@@ -21,7 +27,7 @@ def token_batches(lengths: Sequence[int], budget: int, max_batch: int | None = N
         n = max(1, lengths[i])
         new_longest = max(longest, n)
         too_many = max_batch is not None and len(current) >= max_batch
-        if current and (new_longest * (len(current) + 1) > budget or too_many):
+        if current and (new_longest * (len(current) + 1) > budget or too_many or (exact and n != longest)):
             batches.append(current)
             current, new_longest = [], n
         current.append(i)
@@ -112,7 +118,8 @@ def run_budgeted(items: list[int], lengths, owner, collate: Callable, compute: C
     halved, not only that batch), and the batches not yet run are re-planned with it."""
 
     def plan(subset):
-        return [[subset[j] for j in b] for b in token_batches([lengths[i] for i in subset], owner.batch_tokens)]
+        return [[subset[j] for j in b] for b in token_batches([lengths[i] for i in subset], owner.batch_tokens,
+                                                              exact=getattr(owner, "exact_lengths", False))]
 
     def lower(batch) -> bool:
         padded = len(batch) * max(max(1, lengths[i]) for i in batch)

@@ -44,6 +44,9 @@ class CausalLM:
         self.source = source
         self.device = torch.device(device)
         self.batch_tokens = batch_tokens
+        # Right padding is after every real token, so causal attention never sees it: mixed
+        # lengths change an LM's outputs only by the row count's rounding (about 1e-7).
+        self.exact_lengths = False
         self.autocast = autocast  # a half type: matrix products in it under torch.autocast
         tok_kw = {"add_prefix_space": True} if add_prefix_space else {}
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.path), **tok_kw)
