@@ -19,7 +19,7 @@ $(VENV)/.lite: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.lite
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,ray]"
 	touch $@
 
 setup: $(VENV)/.lite

@@ -27,12 +27,17 @@ FORMATS = ("jsonl", *PROFILES)
 STDOUT = "-"  # an output path meaning JSONL rows on standard output
 
 
-def read_lines(path: str | os.PathLike, *, name: str | None = None) -> Iterator[tuple[int, object]]:
+def read_lines(path: str | os.PathLike, *, name: str | None = None, start: int = 0, first_line: int = 1,
+               stop_line: int | None = None) -> Iterator[tuple[int, object]]:
     """Yield (line number, parsed JSON or InputError) for every non-blank line; errors name the
-    file as ``name`` (default: the path)."""
+    file as ``name`` (default: the path).  A part of the file is read from byte ``start``, which
+    must begin line ``first_line`` (see ``line_offsets``), up to but not including ``stop_line``."""
     src = name or str(path)
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        fh.seek(start)
+        for lineno, raw in enumerate(fh, start=first_line):
+            if stop_line is not None and lineno >= stop_line:
+                break
             if len(raw) > MAX_LINE_BYTES:
                 yield lineno, InputError(f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES}-byte limit",
                                          source=src, line=lineno)
@@ -72,6 +77,32 @@ def json_depth(value) -> int:
     return deepest
 
 
+def line_offsets(path, lines) -> list[int]:
+    """The byte offset at which each of ``lines`` (line numbers, ascending) begins."""
+    wanted = iter(lines)
+    target = next(wanted, None)
+    out, pos = [], 0
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            while target is not None and target == lineno:
+                out.append(pos)
+                target = next(wanted, None)
+            if target is None:
+                break
+            pos += len(raw)
+    while target is not None:  # past the last line
+        out.append(pos)
+        target = next(wanted, None)
+    return out
+
+
+def to_chain(rec, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields=(), source=None, line=None) -> Chain:
+    """One parsed input line as a Chain, in the given input layout (InputError if it is bad)."""
+    if fmt == "jsonl":
+        return from_record(rec, fields=fields, split=split, keep_fields=keep_fields, source=source, line=line)
+    return PROFILES[fmt](rec, source=source, line=line, keep_fields=keep_fields)
+
+
 def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields=(),
                 name: str | None = None) -> Iterator[tuple[int, Chain | InputError]]:
     """Yield (line number, Chain or InputError); duplicate ids are errors on the later line."""
@@ -82,10 +113,8 @@ def read_chains(path, *, fmt="jsonl", fields=FieldMap(), split=None, keep_fields
             yield lineno, rec
             continue
         try:
-            if fmt == "jsonl":
-                chain = from_record(rec, fields=fields, split=split, keep_fields=keep_fields, source=src, line=lineno)
-            else:
-                chain = PROFILES[fmt](rec, source=src, line=lineno, keep_fields=keep_fields)
+            chain = to_chain(rec, fmt=fmt, fields=fields, split=split, keep_fields=keep_fields, source=src,
+                             line=lineno)
         except InputError as err:
             if err.chain_id is not None:
                 if str(err.chain_id) in seen:

@@ -72,6 +72,21 @@ def register(sub) -> None:
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="keep model outputs on disk in DIR for every later run: a text any run has seen is not "
                         "computed again (keyed by model hash, input recipe, precision and the text)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: actors on a Ray cluster, the same rows in the same "
+                        "order (pip install 'roscoe-metrics[ray]')")
+    r = p.add_argument_group("Ray engine (--engine ray)")
+    r.add_argument("--workers", type=int, default=1, help="actors, each with its own models (default 1)")
+    r.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs per actor (default 1)")
+    r.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per actor (default 0)")
+    r.add_argument("--ray-address", default=None,
+                   help="the cluster to join: auto (the one started with `ray start` on this node) or HOST:PORT; "
+                        "default: a cluster of this machine alone, started for the run")
+    r.add_argument("--ray-start-timeout", type=float, default=600,
+                   help="seconds to wait for room on the cluster and for the actors to load their models "
+                        "(default 600)")
+    r.add_argument("--ray-batch-size", type=int, default=64,
+                   help="chains per actor task, the unit Ray retries when an actor is lost (default 64)")
     p.add_argument("--resume", action="store_true", help="skip ids already in the output and append")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--keep-fields", default="", help="comma-separated input fields copied into each output row")
@@ -114,6 +129,12 @@ class Job:
     scorer: object = None
     signature: object = None
     done: set = field(default_factory=set)  # ids already in the output (--resume)
+    done_read: bool = False
+    limits: dict = field(default_factory=dict)
+    engine: dict = field(default_factory=lambda: {"name": "local"})
+    failures: list = field(default_factory=list)  # {"id", "error"} of chains a model could not take
+    timings: dict = field(default_factory=dict)
+    model_stats: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     written: int = 0
     seconds: float = 0.0
@@ -148,6 +169,12 @@ def score_file(args, path, name: str) -> int:
         print(f"{len(job.errors)} bad input line(s); nothing was scored (use --on-error skip to score the rest)",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.engine == "ray":
+        from . import score_ray
+
+        status = score_ray.run(job)
+        if status is not None:
+            return status  # else: nothing to score, which the local engine finishes the same way
     if not build(job):
         return EXIT_USAGE
     writer = open_output(job)
@@ -165,6 +192,12 @@ def validate(args, path, name: str) -> Job:
         splitters.get(v)
     if args.max_items < 0 or args.max_chars < 0:
         raise UsageError("--max-items and --max-chars take a count, or 0 for no limit")
+    if args.engine == "ray":
+        if args.workers < 1 or args.ray_batch_size < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
+            raise UsageError("--workers and --ray-batch-size take a count of 1 or more, --cpus-per-worker a "
+                             "positive number, --gpus-per-worker 0 or more")
+        if args.ray_start_timeout <= 0:
+            raise UsageError("--ray-start-timeout takes a positive number of seconds")
     try:
         max_memory = "auto" if args.max_memory == "auto" else (parse_size(args.max_memory) or None)
     except ValueError as err:
@@ -204,25 +237,43 @@ def _check_output(args, io) -> None:
         raise UsageError(f"output directory {out.parent} does not exist")
 
 
+def scorer_kwargs(job: Job) -> dict:
+    """The Scorer's arguments from the flags (the Ray engine hands them to every actor)."""
+    a = job.args
+    return dict(preset=a.preset, mode=a.mode, device=a.device, dtype=a.dtype, batch_tokens=a.batch_tokens,
+                block_size=a.block_size, split=job.split, overlap={"auto": None, "on": True, "off": False}[a.overlap],
+                compile=a.compile, allow_hub=True if a.allow_hub else None, max_items=a.max_items or None,
+                max_chars=a.max_chars or None, max_memory=job.max_memory, cache_dir=a.cache,
+                **{slot: getattr(a, f"model_{slot}") for slot in registry.SLOTS})
+
+
 def build(job: Job) -> bool:
     """The scorer and its signature; False (with the error printed) when a model cannot be had."""
     from ..models import ModelConfigError, ModelUnavailable
     from ..scorer import Scorer
 
-    a = job.args
-    overrides = {slot: getattr(a, f"model_{slot}") for slot in registry.SLOTS}
     try:
-        job.scorer = Scorer(a.preset, mode=a.mode, device=a.device, dtype=a.dtype, batch_tokens=a.batch_tokens,
-                            block_size=a.block_size, split=job.split,
-                            overlap={"auto": None, "on": True, "off": False}[a.overlap], compile=a.compile,
-                            allow_hub=True if a.allow_hub else None, max_items=a.max_items or None,
-                            max_chars=a.max_chars or None, max_memory=job.max_memory, cache_dir=a.cache,
-                            **overrides)
+        job.scorer = Scorer(**scorer_kwargs(job))
+        job.limits = {"max_items": job.scorer.max_items, "max_chars": job.scorer.max_chars,
+                      "max_memory": job.scorer.max_memory}
         job.signature = job.scorer.signature(job.names)
     except (ModelUnavailable, ModelConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return False
     return True
+
+
+def read_done(job: Job) -> None:
+    """With --resume: the ids already in the output (a row torn by an interrupted write is cut
+    off first, and its chain scored again)."""
+    from .. import io
+
+    if job.args.resume and job.done_read is False:
+        if io.drop_torn_row(job.out):
+            print(f"warning: the last row of {job.out} was cut off by an interrupted write; it was removed and "
+                  "its chain is scored again", file=sys.stderr)
+        job.done = set(io.existing_ids(job.out))
+        job.done_read = True
 
 
 def open_output(job: Job):
@@ -233,10 +284,7 @@ def open_output(job: Job):
     a, out = job.args, job.out
     previous_rows = 0
     if a.resume:
-        if io.drop_torn_row(out):
-            print(f"warning: the last row of {out} was cut off by an interrupted write; it was removed and "
-                  "its chain is scored again", file=sys.stderr)
-        job.done = set(io.existing_ids(out))
+        read_done(job)
         previous_rows = len(job.done)
         if io.meta_path(out).exists():
             previous = json.loads(io.meta_path(out).read_text())
@@ -248,12 +296,11 @@ def open_output(job: Job):
         for p in (out, io.journal_path(out), io.meta_path(out)):
             p.unlink(missing_ok=True)
     columns = ["id", *job.keep, *job.names, "reasons"] + (["details"] if a.details else [])
-    s = job.scorer
     job.meta = {
         "roscoe_version": __version__, "signature": str(job.signature), "scores": list(job.names),
         "input": job.name, "format": a.format, "fields": job.fields.__dict__, "split": job.split,
         "preset": a.preset, "mode": a.mode, "status": "running", "columns": columns,
-        "limits": {"max_items": s.max_items, "max_chars": s.max_chars, "max_memory": s.max_memory},
+        "limits": job.limits, "engine": job.engine,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input_errors": [e.as_dict() for e in job.errors],
         "previous_rows": previous_rows,
@@ -322,6 +369,9 @@ def score_chains(job: Job, writer) -> int | None:
         if progress:
             progress.close()
     job.seconds = time.perf_counter() - t0
+    job.failures = job.scorer.failures
+    job.timings = job.scorer.timings
+    job.model_stats = {slot: m.stats.as_dict() for slot, m in job.scorer.models.loaded().items()}
     return None
 
 
@@ -330,17 +380,16 @@ def finish(job: Job, writer) -> int:
     from .. import io
     from ..table import format_summary
 
-    a, names, scorer, elapsed = job.args, job.names, job.scorer, job.seconds
+    a, names, elapsed, failures = job.args, job.names, job.seconds, job.failures
     writer.close(names, metadata={b"roscoe_signature": str(job.signature).encode()})
-    if scorer.failures:
-        job.meta["model_errors"] = [{"id": f["id"], "error": f["error"]} for f in scorer.failures]
+    if failures:
+        job.meta["model_errors"] = [{"id": f["id"], "error": f["error"]} for f in failures]
     summary = job.collected.summary() if job.to_stdout else io.summarize_file(job.out, names)
     job.meta.update(status="complete", rows_written=job.written,
                     rows_total=summary[names[0]]["n"] + summary[names[0]]["nan"],
                     seconds=round(elapsed, 3),
                     chains_per_second=round(job.written / elapsed, 3) if elapsed else None,
-                    timings={k: round(v, 3) for k, v in scorer.timings.items()},
-                    model_stats={slot: m.stats.as_dict() for slot, m in scorer.models.loaded().items()},
+                    timings={k: round(v, 3) for k, v in job.timings.items()}, model_stats=job.model_stats,
                     summary=summary)
     job.write_meta()
     report = sys.stderr if job.to_stdout else sys.stdout  # standard output holds only the rows then
@@ -351,9 +400,9 @@ def finish(job: Job, writer) -> int:
               + (f" ({len(job.done)} already there)" if job.done else "")
               + (f"; {len(job.errors)} bad line(s) skipped" if job.errors else ""), file=report)
         print(format_summary(summary, job.signature), file=report)
-    if scorer.failures:
-        ids = ", ".join(repr(f["id"]) for f in scorer.failures[:10]) + (" ..." if len(scorer.failures) > 10 else "")
-        print(f"{'warning' if a.on_error == 'skip' else 'error'}: {len(scorer.failures)} chain(s) failed in a "
+    if failures:
+        ids = ", ".join(repr(f["id"]) for f in failures[:10]) + (" ..." if len(failures) > 10 else "")
+        print(f"{'warning' if a.on_error == 'skip' else 'error'}: {len(failures)} chain(s) failed in a "
               f"model or formula and got NaN model_error ({ids}); every other chain was scored", file=sys.stderr)
         if a.on_error == "fail":
             return EXIT_FAIL
