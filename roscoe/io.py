@@ -77,6 +77,16 @@ def json_depth(value) -> int:
     return deepest
 
 
+def count_lines(path) -> int:
+    """Lines in the file (a last line without its line end counts), blank ones included."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
 def line_offsets(path, lines) -> list[int]:
     """The byte offset at which each of ``lines`` (line numbers, ascending) begins."""
     wanted = iter(lines)

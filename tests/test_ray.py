@@ -130,6 +130,32 @@ def test_resume_on_ray_scores_only_the_missing_chains(cluster, chains_file, loca
     assert meta["previous_rows"] == 40 and meta["rows_written"] == N_ESNLI + N_GSM8K - 40
 
 
+def test_skipped_bad_lines_land_where_the_local_engine_puts_them(cluster, chains_file, tmp_path):
+    lines = chains_file.read_text().splitlines(keepends=True)[:40]
+    lines.insert(3, '{"id": "bad-with-id", "context": "c", "steps": [1]}\n')  # a row of NaN input_error
+    lines.insert(20, "{not json\n")  # no id: no row
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("".join(lines))
+    outs = {}
+    for engine in ("local", "ray"):
+        out = outs[engine] = tmp_path / f"{engine}.jsonl"
+        assert run("score", src, "-o", out, "--engine", engine, "--on-error", "skip", "--device", "cpu",
+                   "--dtype", "fp32", "--keep-fields", "dataset", "--scores", "faithfulness", "--no-progress",
+                   "--quiet", "--ray-batch-size", "8") == 0
+    local, ray_ = (list(io.iter_rows(outs[e])) for e in ("local", "ray"))
+    # Ray writes each row where its line stands; the local engine writes a bad line's row when
+    # it reads it, ahead of the good rows of the block being filled
+    order = [json.loads(x)["id"] for x in lines if x.startswith('{"id"')]
+    assert [r["id"] for r in ray_] == order and ray_[3]["id"] == "bad-with-id"
+    assert ray_[3]["reasons"] == {"faithfulness": "input_error"}
+    local = sorted(local, key=lambda r: order.index(r["id"]))
+    for a, b in zip(ray_, local):
+        assert a["reasons"] == b["reasons"] and (a["faithfulness"] is None) == (b["faithfulness"] is None)
+        assert a["faithfulness"] is None or abs(a["faithfulness"] - b["faithfulness"]) <= TOL
+    meta = json.loads(io.meta_path(outs["ray"]).read_text())
+    assert [e["line"] for e in meta["input_errors"]] == [4, 21]
+
+
 def test_no_node_with_room_for_a_worker_is_a_clear_error(cluster, chains_file, tmp_path, capsys):
     out = tmp_path / "x.jsonl"
     code = run("score", chains_file, "-o", out, "--engine", "ray", "--gpus-per-worker", "1",
@@ -219,6 +245,7 @@ def odd_file(tmp_path):
     lines += [json.dumps({"id": f"n{k}", "context": "c", "steps": [f"x {k}"]}) for k in range(9)]
     path = tmp_path / "odd.jsonl"
     path.write_bytes(("\n".join(lines) + "\n").encode())
+    assert io.count_lines(path) == len(lines)
     return path
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 from .common import EXIT_FAIL, EXIT_USAGE, UsageError
-from .score import Job, _error_row, finish, open_output, read_done, scorer_kwargs
+from .score import Job, _error_row, finish, open_output, scorer_kwargs
 
 
 def run(job: Job) -> int | None:
@@ -16,8 +16,7 @@ def run(job: Job) -> int | None:
     from .. import ray as engine
 
     a = job.args
-    read_done(job)
-    plan = engine.plan_file(job.read(), job.path, skip_ids=job.done, lines_per_part=a.ray_batch_size)
+    plan = job.plan
     if plan.empty:
         return None
     workers = engine.Workers(count=a.workers, cpus=a.cpus_per_worker, gpus=a.gpus_per_worker,
