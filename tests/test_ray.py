@@ -226,12 +226,18 @@ print(json.dumps({"rc": rc, "ray": sorted(m for m in sys.modules if m == "ray" o
     assert not (tmp_path / "ray.jsonl").exists()
 
 
-def test_the_ray_flags_are_checked_before_the_input(tmp_path, capsys):
+def test_the_ray_flags_are_checked_before_the_input(tmp_path, capsys, monkeypatch):
     assert run("score", tmp_path / "none.jsonl", "-o", tmp_path / "o.jsonl", "--engine", "ray") == 2
     f = tmp_path / "in.jsonl"
     f.write_text('{"id": 1, "context": "c", "steps": ["s"]}\n')
     assert run("score", f, "-o", tmp_path / "o.jsonl", "--engine", "ray", "--workers", "0") == 2
     assert "--workers" in capsys.readouterr().err
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find(name, *a))
+    assert run("score", f, "-o", tmp_path / "o.jsonl", "--engine", "ray") == 2
+    assert "pip install 'roscoe-metrics[ray]'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- the pieces, without Ray

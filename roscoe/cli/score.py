@@ -200,6 +200,10 @@ def validate(args, path, name: str) -> Job:
                              "--cpus-per-worker a positive number, --gpus-per-worker 0 or more")
         if args.ray_start_timeout <= 0:
             raise UsageError("--ray-start-timeout takes a positive number of seconds")
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError("--engine ray needs Ray Data: pip install 'roscoe-metrics[ray]'")
     try:
         max_memory = "auto" if args.max_memory == "auto" else (parse_size(args.max_memory) or None)
     except ValueError as err:
