@@ -158,6 +158,24 @@ class Job:
         return io.read_chains(self.path, fmt=self.args.format, fields=self.fields, split=self.split,
                               keep_fields=self.keep, name=self.name)
 
+    def emit(self, writer, rows: list[dict]) -> None:
+        """Write rows, count them, and add them to the summary of rows sent to standard output."""
+        writer.write(rows)
+        self.written += len(rows)
+        if self.collected is not None:
+            for row in rows:
+                self.collected.add(row)
+
+    def stopped(self, writer, err: Exception, what: str) -> int:
+        """A run that failed after its output was opened: what is written is kept and the meta
+        file says why; exit 1."""
+        writer.close(self.names)
+        self.meta.update(status="failed", error=f"{type(err).__name__}: {err}", rows_written=self.written)
+        self.write_meta()
+        where = "standard output" if self.to_stdout else f"{self.out}; rerun with --resume to continue"
+        print(f"{what}\n{self.written} new row(s) were written to {where}", file=sys.stderr)
+        return EXIT_FAIL
+
     def write_meta(self) -> None:
         from .. import io
 
@@ -334,14 +352,7 @@ def score_chains(job: Job, writer) -> int | None:
     from .. import io
 
     a, names = job.args, job.names
-    job.collected = collected = io.SummaryCollector(names) if job.to_stdout else None  # a file is read back
-
-    def emit(rows):
-        writer.write(rows)
-        job.written += len(rows)
-        if collected is not None:
-            for row in rows:
-                collected.add(row)
+    job.collected = io.SummaryCollector(names) if job.to_stdout else None  # a file is read back
     progress = None
     if not a.no_progress and not a.quiet:
         from tqdm import tqdm
@@ -355,7 +366,7 @@ def score_chains(job: Job, writer) -> int | None:
             if isinstance(item, InputError):
                 row = _error_row(item, names, job.done)
                 if row is not None:
-                    emit([row])
+                    job.emit(writer, [row])
                 continue
             if str(item.id) in job.done:
                 if progress:
@@ -366,7 +377,7 @@ def score_chains(job: Job, writer) -> int | None:
     t0 = time.perf_counter()
     try:
         for table in job.scorer.score_blocks(job.scorer.blocks(chains(), names), names, details=a.details):
-            emit(table.records())
+            job.emit(writer, table.records())
             if progress:
                 progress.update(len(table))
     except BrokenPipeError:
@@ -377,13 +388,7 @@ def score_chains(job: Job, writer) -> int | None:
         print(f"error: standard output was closed after {job.written} row(s); scoring stopped", file=sys.stderr)
         return EXIT_FAIL
     except Exception as err:  # noqa: BLE001 - any failure while scoring: keep what is written, exit 1
-        writer.close(names)
-        job.meta.update(status="failed", error=f"{type(err).__name__}: {err}", rows_written=job.written)
-        job.write_meta()
-        where = "standard output" if job.to_stdout else f"{job.out}; rerun with --resume to continue"
-        print(f"error while scoring: {type(err).__name__}: {err}\n{job.written} new row(s) were written to {where}",
-              file=sys.stderr)
-        return EXIT_FAIL
+        return job.stopped(writer, err, f"error while scoring: {type(err).__name__}: {err}")
     finally:
         if progress:
             progress.close()

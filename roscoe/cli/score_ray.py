@@ -58,13 +58,6 @@ def _write(job: Job, gathered, total: int) -> int:
     duplicates = 0
     t0 = time.perf_counter()
 
-    def emit(rows):
-        writer.write(rows)
-        job.written += len(rows)
-        if job.collected is not None:
-            for row in rows:
-                job.collected.add(row)
-
     def bad_rows_before(line):
         nonlocal pending_bad
         rows = []
@@ -94,10 +87,10 @@ def _write(job: Job, gathered, total: int) -> int:
                 if failure:
                     job.failures.append({"id": row["id"], "error": failure})
             if rows:
-                emit(rows)
+                job.emit(writer, rows)
             if progress:
                 progress.update(len(part.rows))
-        emit(bad_rows_before(None))
+        job.emit(writer, bad_rows_before(None))
     except StartError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -107,12 +100,7 @@ def _write(job: Job, gathered, total: int) -> int:
         if writer is None:
             print(f"error while scoring on Ray: {err}\nnothing was written", file=sys.stderr)
             return EXIT_FAIL
-        writer.close(job.names)
-        job.meta.update(status="failed", error=f"{type(err).__name__}: {err}", rows_written=job.written)
-        job.write_meta()
-        where = "standard output" if job.to_stdout else f"{job.out}; rerun with --resume to continue"
-        print(f"error while scoring on Ray: {err}\n{job.written} new row(s) were written to {where}", file=sys.stderr)
-        return EXIT_FAIL
+        return job.stopped(writer, err, f"error while scoring on Ray: {err}")
     finally:
         if progress:
             progress.close()
