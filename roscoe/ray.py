@@ -451,7 +451,7 @@ def score_file(path, plan: FilePlan, *, names, scorer_kwargs: dict, parse: dict,
                 out = [(line, json.loads(row), failure) for line, row, failure in ready]
                 if out or order.duplicates > before:
                     yield Gathered(out, signature, order.duplicates - before)
-        except (RayEngineError, GeneratorExit):
+        except RayEngineError:
             raise
         except Exception as err:  # noqa: BLE001 - Ray wraps what went wrong; name the cause
             raise _explain(err, workers) from err
@@ -467,8 +467,6 @@ def _explain(err: Exception, w: Workers) -> Exception:
                           f"({w.describe()}); raise --ray-start-timeout, or check that the cluster has room")
     if isinstance(err, ray.exceptions.ActorDiedError) or "__init__" in text or "creation task" in text:
         return StartError(f"a Ray actor could not start: {_last_line(text)}")
-    if isinstance(err, RayEngineError):
-        return err
     return RayEngineError(f"{type(err).__name__}: {_last_line(text)}")
 
 

@@ -49,7 +49,7 @@ def run(job: Job) -> int | None:
 
 def _write(job: Job, gathered, total: int) -> int:
     from .. import io
-    from ..ray import RayEngineError, StartError
+    from ..ray import StartError
 
     a = job.args
     bad = list(job.errors)  # in line order: each written where it stands
@@ -96,7 +96,7 @@ def _write(job: Job, gathered, total: int) -> int:
         return EXIT_USAGE
     except UsageError:
         raise
-    except (RayEngineError, Exception) as err:  # noqa: BLE001 - keep what is written, exit 1
+    except Exception as err:  # noqa: BLE001 - RayEngineError or any other: keep what is written, exit 1
         if writer is None:
             print(f"error while scoring on Ray: {err}\nnothing was written", file=sys.stderr)
             return EXIT_FAIL
