@@ -15,6 +15,20 @@ def test_token_batches_cover_every_item_once_within_budget(lengths, budget):
         assert len(b) == 1 or longest * len(b) <= budget
 
 
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=200), st.integers(min_value=1, max_value=512))
+def test_exact_token_batches_hold_one_length_each(lengths, budget):
+    batches = token_batches(lengths, budget, exact=True)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len({max(1, lengths[i]) for i in b}) == 1
+        assert len(b) == 1 or max(1, lengths[b[0]]) * len(b) <= budget
+    # as few batches as the budget allows: one length fills its batches before the next starts
+    for n in {max(1, x) for x in lengths}:
+        count = sum(1 for x in lengths if max(1, x) == n)
+        per = max(1, budget // n)
+        assert sum(1 for b in batches if max(1, lengths[b[0]]) == n) == -(-count // per)
+
+
 def test_token_batches_longest_first_and_max_batch():
     batches = token_batches([3, 10, 5, 10], budget=100, max_batch=2)
     assert batches == [[1, 3], [2, 0]]
