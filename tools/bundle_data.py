@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from human_eval.pipeline import BENCHMARKS  # noqa: E402
+from perturbations.pairs import TRAINING_SOURCES  # noqa: E402
 from perturbations.sources import SOURCES  # noqa: E402
 from roscoe import datasets  # noqa: E402
 
@@ -26,6 +27,7 @@ EXTRA = ("dev/sources/roscoe_parlai/unperturbed_ids.json",)  # perturb --ids tak
 
 def wanted() -> list[str]:
     files = {rel for rel, _ in BENCHMARKS.values()} | {f for s in SOURCES.values() for f in s.files} | set(EXTRA)
+    files |= {s.file for s in TRAINING_SOURCES.values()}  # roscoe train-embedder's default data
     return sorted(files)
 
 

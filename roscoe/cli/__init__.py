@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from .. import __version__, registry
-from . import correlate, diag_eval, leaderboard, meta_eval, models, perturb, score, scores
+from . import correlate, diag_eval, leaderboard, meta_eval, models, perturb, score, scores, train_embedder
 from .common import EXIT_FAIL, EXIT_USAGE, UsageError
 
-COMMANDS = (score, scores, correlate, meta_eval, perturb, diag_eval, leaderboard, models)
+COMMANDS = (score, scores, correlate, meta_eval, perturb, diag_eval, leaderboard, models, train_embedder)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """What the subcommands share: exit codes, the usage error, and the flags defined once."""
 from __future__ import annotations
 
+from ..chains import DEFAULT_SPLITTERS, FieldMap
 from ..formulas import MODES
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -35,6 +36,24 @@ def add_data_root(p) -> None:
     p.add_argument("--data-root", default=None,
                    help="read the datasets from this directory (holding dev/human/ and dev/sources/) instead "
                         "of the copies shipped with the package (default: $ROSCOE_SHARED_DATA if set)")
+
+
+def add_fields(p) -> None:
+    """--id-field, --context-field, --steps-field, --reference-field and the three --*-splitter."""
+    for name in ("id", "context", "steps", "reference"):
+        p.add_argument(f"--{name}-field", default=name, help=f"input field holding the {name} (default {name})")
+    for name in ("context", "steps", "reference"):
+        p.add_argument(f"--{name}-splitter", default=DEFAULT_SPLITTERS[name],
+                       help=f"how a string {name} is split (default {DEFAULT_SPLITTERS[name]}; "
+                            "none, punkt, newline, punkt+newline, dot-space, step-markers)")
+
+
+def fields(args) -> FieldMap:
+    return FieldMap(args.id_field, args.context_field, args.steps_field, args.reference_field)
+
+
+def splitters(args) -> dict:
+    return {"context": args.context_splitter, "steps": args.steps_splitter, "reference": args.reference_splitter}
 
 
 def methods(text: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__, registry
-from ..chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, DEFAULT_SPLITTERS, FieldMap, InputError
+from ..chains import DEFAULT_MAX_CHARS, DEFAULT_MAX_ITEMS, FieldMap, InputError
 from . import common
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
 
@@ -30,12 +30,7 @@ def register(sub) -> None:
     p.add_argument("--format", default="jsonl", choices=["jsonl", *PROFILES],
                    help="input layout: plain JSONL with mappable fields (default), or a profile that reads "
                         "the reference implementation's own formats exactly")
-    for name, default in (("id", "id"), ("context", "context"), ("steps", "steps"), ("reference", "reference")):
-        p.add_argument(f"--{name}-field", default=default, help=f"input field holding the {name} (default {default})")
-    for name in ("context", "steps", "reference"):
-        p.add_argument(f"--{name}-splitter", default=DEFAULT_SPLITTERS[name],
-                       help=f"how a string {name} is split (default {DEFAULT_SPLITTERS[name]}; "
-                            "none, punkt, newline, punkt+newline, dot-space, step-markers)")
+    common.add_fields(p)
     p.add_argument("--scores", default="all",
                    help="comma-separated score names, paper names, families (SA, SS, LI, LC), groups, "
                         "or all / reference-free / reference-based (default all)")
@@ -207,7 +202,7 @@ def validate(args, path, name: str) -> Job:
     from .. import io, splitters
     from ..memory import parse_size
 
-    split = {"context": args.context_splitter, "steps": args.steps_splitter, "reference": args.reference_splitter}
+    split = common.splitters(args)
     for v in split.values():
         splitters.get(v)
     if args.max_items < 0 or args.max_chars < 0:
@@ -227,7 +222,7 @@ def validate(args, path, name: str) -> Job:
     except ValueError as err:
         raise UsageError(f"--max-memory: {err}") from None
     job = Job(args, path, name, registry.resolve(args.scores),
-              FieldMap(args.id_field, args.context_field, args.steps_field, args.reference_field), split,
+              common.fields(args), split,
               tuple(k for k in args.keep_fields.split(",") if k), max_memory)
     _check_output(args, io)
     plan = None

@@ -125,6 +125,7 @@ def merge(model, state: dict[str, torch.Tensor], *, r: int, alpha: float, temper
             a, b = state[f"lora.{key}.A"].float(), state[f"lora.{key}.B"].float()
             lin.weight += (b @ a * scale).to(lin.weight.dtype)
         _copy_head(model, state)
-        params = dict(model.named_parameters())
-        for name in ("classifier.weight", "classifier.bias"):  # the logits layer
-            params[name].div_(temperature)
+        if temperature != 1.0:  # a classifier's logits layer (an embedder has none)
+            params = dict(model.named_parameters())
+            for name in ("classifier.weight", "classifier.bias"):
+                params[name].div_(temperature)
