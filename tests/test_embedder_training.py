@@ -219,3 +219,37 @@ def test_a_directory_named_like_the_package_model_wins(tmp_path, monkeypatch, tr
     monkeypatch.chdir(tmp_path)
     ms = ModelSet("lite", embedder="roscoe-lite-embedder")
     assert ms.describe("embedder")["source"] == "local"
+
+
+def _eval_tool():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "eval_embedder.py"
+    spec = importlib.util.spec_from_file_location("eval_embedder", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_eval_tool_paired_delta_and_targets():
+    from human_eval.stats import somers_d
+
+    ev = _eval_tool()
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, 300).astype(float)
+    a = label + rng.normal(0, 1.0, 300)
+    b = label + rng.normal(0, 0.3, 300)  # a much better score of the same label
+    same = ev.paired_delta(label, a, a, n_boot=200, seed=0)
+    assert same["delta"] == 0 and same["ci"] == [0.0, 0.0] and same["p"] == 1.0
+    up = ev.paired_delta(label, a, b, n_boot=200, seed=0)
+    assert up["delta"] == pytest.approx(somers_d(label, b) - somers_d(label, a))
+    assert 0 < up["ci"][0] < up["delta"] < up["ci"][1] and up["p"] < 0.05
+    down = ev.paired_delta(label, b, a, n_boot=200, seed=0)
+    assert down["ci"][1] < 0 and down["delta"] == pytest.approx(-up["delta"])
+    # the embedding-targeted perturbations are those whose expected scores read the embedder
+    assert ev.TARGETED == {"DuplicateOneStep": ("repetition_step",),
+                           "ExtrinsicHallucinatedStep": ("faithfulness", "faithfulness_ww", "informativeness_step")}
+    diag = {"x/DuplicateOneStep": {"n": 10, "base": {"repetition_step": 0.4}, "trained": {"repetition_step": 0.6}},
+            "x/NegateStep": {"n": 10, "base": {"faithfulness": 0.9}, "trained": {"faithfulness": 0.9}}}
+    assert [(c["model"], c["caught"]) for c in ev.checks(diag)] == [("base", False), ("trained", True)]

@@ -55,7 +55,7 @@ def register(sub) -> None:
                        help=f"default {getattr(d, name)}")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=run, extra="lite")
+    p.set_defaults(func=run, extra="perturb")  # the linguistic perturbations need spaCy
 
 
 def run(args) -> int:
