@@ -3,7 +3,6 @@ directory it writes, and the shipped roscoe-lite-embedder, all with the real Min
 import json
 import math
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -105,9 +104,17 @@ def _write_chains(path, chains):
             fh.write(json.dumps({"qid": c.id, "question": c.context, "facts": list(c.steps)}) + "\n")
 
 
-def _train(args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "roscoe.cli", "train-embedder", *args], capture_output=True,
-                          text=True, cwd=cwd)
+def _train(args):
+    """The command in this process (the models and held-out sets load once for every test)."""
+    import contextlib
+    import io
+
+    from roscoe.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["train-embedder", *args])
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
 
 
 FIELDS = ["--id-field", "qid", "--context-field", "question", "--steps-field", "facts"]

@@ -7,6 +7,7 @@ or the user's own chains (``--from FILE``, mapped like ``roscoe score``'s input)
 context appears in a human-judged or diagnostic set are dropped unless ``--keep-held-out``."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -99,7 +100,7 @@ def run(args) -> int:
     result = contrastive.fit(base, train_triples, val_triples, recipe, log=log)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
     try:
-        card = contrastive.save(result, base, tmp, data=data, command=_command())
+        card = contrastive.save(result, base, tmp, data=data, options=_options(args))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -117,8 +118,10 @@ def run(args) -> int:
     return EXIT_OK
 
 
-def _command() -> str:
-    return " ".join(["roscoe", *sys.argv[1:]])
+def _options(args) -> dict:
+    """The command's options as given (to repeat the run), without the output's location."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "extra", "command", "output", "overwrite",
+                                                              "quiet")}
 
 
 def _split(chains, share: float, seed: int):
@@ -171,7 +174,8 @@ def _chains(args):
     return chains, data
 
 
-def held_out_contexts(root=None) -> list[str]:
+@functools.lru_cache(maxsize=4)
+def held_out_contexts(root=None) -> tuple[str, ...]:
     """The context of every chain that a human-judged set or a diagnostic evaluation reads."""
     from human_eval.pipeline import BENCHMARKS, load_benchmark
     from perturbations import sources
@@ -184,7 +188,7 @@ def held_out_contexts(root=None) -> list[str]:
         if name == "math":  # its 4,500 non-MATH-500 problems are math_train; MATH-500 is held out below
             continue
         out += [c.context for c in sources.build(name, root=root).chains]
-    return out
+    return tuple(out)
 
 
 def _user_chains(args):

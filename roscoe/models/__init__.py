@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -10,7 +11,8 @@ from . import lite
 from .encoders import (GrammarClassifier, ModelConfigError, NLIClassifier, SentenceEmbedder, TokenEmbedder,
                        compile_unavailable)
 from .lm import CausalLM
-from .presets import LITE_GRAMMAR, LITE_MINILM, LITE_NLI, LITE_SMOLLM, PRESETS, Preset, SlotSpec, get as get_preset
+from .presets import (LITE_EMBEDDER, LITE_GRAMMAR, LITE_MINILM, LITE_NLI, LITE_SMOLLM, PACKAGE_MODELS, PRESETS, Preset,
+                      SlotSpec, get as get_preset)
 from .source import ModelSource, ModelUnavailable, resolve
 
 # Default token budgets per batch (rows x padded length), measured on a 2-core CPU with the lite
@@ -63,13 +65,18 @@ def source_for(spec: SlotSpec, *, allow_hub: bool) -> ModelSource:
     from .encoders import _quiet_transformers
 
     _quiet_transformers()
-    if spec.model == LITE_MINILM:
+    model = spec.model
+    if model in PACKAGE_MODELS and not Path(model).expanduser().is_dir():
+        model = PACKAGE_MODELS[model]
+    if model == LITE_EMBEDDER:
+        return lite.shipped("embedder")
+    if model == LITE_MINILM:
         return lite.minilm()
-    if spec.model == LITE_SMOLLM:
+    if model == LITE_SMOLLM:
         return lite.smollm2()
-    if spec.model == LITE_NLI:
+    if model == LITE_NLI:
         return lite.shipped("nli")
-    if spec.model == LITE_GRAMMAR:
+    if model == LITE_GRAMMAR:
         return lite.shipped("grammar")
     return resolve(spec.model, allow_hub=allow_hub, revision=spec.options.get("revision"))
 

