@@ -152,11 +152,19 @@ def diagnostics(args, base, trained) -> dict:
             row = {"n": len(chains)}
             for tag, scorer in (("base", base), ("trained", trained)):
                 cols = score_columns(scorer, chains, names)
-                row[tag] = {n: (None if math.isnan(d := somers_d(labels, v)) else round(d, 4))
-                            for n, v in cols.items() if not np.isnan(v).all()}
+                row[tag] = {n: d for n, v in cols.items() if (d := _d(labels, v)) is not None}
             out[f"{src}/{p.name}"] = row
         log(f"diagnostics {src}: {sum(k.startswith(src + '/') for k in out)} sets")
     return out
+
+
+def _d(labels, values):
+    """D on the chains the score is defined for (a 1-step chain has no repetition_step), or None."""
+    ok = ~np.isnan(values)
+    if ok.sum() < 4 or len(np.unique(labels[ok])) < 2:
+        return None
+    d = somers_d(labels[ok], values[ok])
+    return None if math.isnan(d) else round(d, 4)
 
 
 def unchanged(args, base, trained) -> dict:
@@ -258,6 +266,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="a scorer cache directory shared by both runs")
     ap.add_argument("--reuse", action="store_true", help="no scoring: the tables from -o's results.json")
+    ap.add_argument("--parts", default="human,diagnostics,unchanged",
+                    help="what to (re)compute; the other parts are kept from -o's results.json")
     ap.add_argument("--ship", action="store_true",
                     help="copy --trained's adapter into roscoe/lite_models/ as roscoe-lite-embedder and write "
                          "its model card (the directory's card plus these tables)")
@@ -297,15 +307,21 @@ def ship(trained: Path, tables: str, res: dict) -> None:
 def evaluate(args, out: Path) -> dict:
     base = Scorer("lite", cache_dir=args.cache)
     trained = Scorer("lite", cache_dir=args.cache, embedder=args.trained)
-    res = {"base_signature": str(base.signature(EMBEDDING_SCORES)),
-           "trained_signature": str(trained.signature(EMBEDDING_SCORES))}
-    t0 = time.perf_counter()
-    res["human"] = human(args, base, trained)
-    if not args.skip_diagnostics:
-        res["diagnostics"] = diagnostics(args, base, trained)
+    parts = set(args.parts.split(","))
+    earlier = out / "results.json"
+    res = json.loads(earlier.read_text()) if parts != {"human", "diagnostics", "unchanged"} and earlier.is_file() \
+        else {}
+    res.update({"base_signature": str(base.signature(EMBEDDING_SCORES)),
+                "trained_signature": str(trained.signature(EMBEDDING_SCORES))})
+    seconds = res.setdefault("part_seconds", {})
+    for part, fn in (("human", human), ("diagnostics", diagnostics), ("unchanged", unchanged)):
+        if part in parts and not (part == "diagnostics" and args.skip_diagnostics):
+            t0 = time.perf_counter()
+            res[part] = fn(args, base, trained)
+            seconds[part] = round(time.perf_counter() - t0, 1)
+    if "diagnostics" in res:
         res["checks"] = checks(res["diagnostics"])
-    res["unchanged"] = unchanged(args, base, trained)
-    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["seconds"] = round(sum(seconds.values()), 1)
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     return res
 
