@@ -295,7 +295,12 @@ def ship(trained: Path, tables: str, res: dict) -> None:
 
     shutil.copyfile(trained / contrastive.ADAPTER, lite.SHIPPED / "embedder.safetensors")
     shutil.copyfile(trained / contrastive.ADAPTER_CONFIG, lite.SHIPPED / "embedder.json")
-    card = (trained / "README.md").read_text().replace(f"# {trained.name}", "# roscoe-lite-embedder", 1)
+    card = (trained / "README.md").read_text().split("\n", 1)[1]
+    card = "# roscoe-lite-embedder (the embedder shipped in roscoe/lite_models)\n" + card.replace(
+        "batch 32 triples", "batch 32 chains (each with its negatives)")
+    recipe = Path(__file__).with_name("embedder_recipe.md")
+    if recipe.is_file():
+        card += "\n" + recipe.read_text()
     card += ("\n## Evaluation (tools/eval_embedder.py): the lite preset with all-MiniLM-L6-v2 (base) against "
              "the same preset with this embedder (trained), everything else equal\n\n"
              f"Evaluated as `{trained.name}`; base signature `{res['base_signature']}`, "

@@ -100,7 +100,7 @@ def run(args) -> int:
     result = contrastive.fit(base, train_triples, val_triples, recipe, log=log)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
     try:
-        card = contrastive.save(result, base, tmp, data=data, options=_options(args))
+        card = contrastive.save(result, base, tmp, data=data, options=_options(args), name=target.name)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -277,7 +277,7 @@ ADAPTER = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter.json"
 
 
-def save(fitted: Fitted, base, target: Path, *, data: dict, options: dict | None = None) -> dict:
+def save(fitted: Fitted, base, target: Path, *, data: dict, options: dict | None = None, name: str | None = None) -> dict:
     """The model directory: the merged checkpoint with its pooling files, the adapter alone
     (``adapter.safetensors`` + ``adapter.json``: what the package ships for its lite embedder),
     ``training.json`` and a model card (``README.md``)."""
@@ -297,7 +297,7 @@ def save(fitted: Fitted, base, target: Path, *, data: dict, options: dict | None
     training = {"data": data, "steps": h.steps, "dropped_identical": h.dropped_identical, "seconds": h.seconds,
                 "loss": h.losses, "val_triple_accuracy": fitted.val}
     write_json(target / "training.json", training)
-    (target / "README.md").write_text(model_card(target.name, card, training), encoding="utf-8")
+    (target / "README.md").write_text(model_card(name or target.name, card, training), encoding="utf-8")
     return card
 
 
@@ -329,7 +329,7 @@ def model_card(name: str, card: dict, training: dict) -> str:
         "(supervised SimCSE's objective, mean pooling, cosine softmax).", "",
         f"- method {r['method']}" + (f" (rank {card['rank']}, alpha {card['alpha']})" if r["method"] == "lora" else
                                      f" (shipped as rank-{card['rank']} factors of the weight change)"),
-        f"- epochs {r['epochs']}, batch {r['batch_size']} triples, lr {r['lr']}, temperature {r['temperature']}, "
+        f"- epochs {r['epochs']}, batch {r['batch_size']} chains (each with its negatives), lr {r['lr']}, temperature {r['temperature']}, "
         f"max length {r['max_length']}, seed {r['seed']}, torch {card['torch']}",
         "- options: " + ", ".join(f"`{k}={v}`" for k, v in card["options"].items() if v not in (None, "", False))
         if card.get("options") else "", "",
