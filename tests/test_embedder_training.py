@@ -187,6 +187,9 @@ def test_train_embedder_refuses_bad_input_and_existing_output(trained, tmp_path)
     assert r.returncode == 2
     assert f"{bad}:2: field 'facts'" in r.stderr and f"{bad}:4" in r.stderr and "2 bad line(s)" in r.stderr
     assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".m.*"))
+    for base in (tmp_path / "no-such-model", tmp_path):  # missing; a directory that is not a model
+        r = _train(["--from", str(src), "-o", str(tmp_path / "m"), *FIELDS, "--base", str(base)])
+        assert r.returncode == 2 and "--base" in r.stderr and not (tmp_path / "m").exists()
 
 
 def test_held_out_chains_offered_with_from_are_dropped(tmp_path):

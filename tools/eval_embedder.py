@@ -64,9 +64,9 @@ def score_columns(scorer, chains, names) -> dict[str, np.ndarray]:
     return {n: np.asarray(table[n], dtype=float) for n in names}
 
 
-def applicable(chains, names):
-    has_ref = any(c.get("reference") for c in chains) if isinstance(chains[0], dict) else \
-        any(c.reference for c in chains)
+def applicable(chains: list[dict], names):
+    """The scores a labelled set can have: the reference-based ones only where chains have a reference."""
+    has_ref = any(c.get("reference") for c in chains)
     return [n for n in names if has_ref or not registry.SCORES[n].needs_reference]
 
 

@@ -74,6 +74,7 @@ def run(args) -> int:
         raise UsageError("--batch-size must be at least 2 (the other chains of a batch are the negatives)")
     log = (lambda *a: None) if args.quiet else (lambda msg: print(f"{time.strftime('%H:%M:%S')} {msg}",
                                                                     file=sys.stderr, flush=True))
+    base = _base(args)  # a bad --base is refused before any data is read
     chains, data = _chains(args)
     if args.limit:
         chains = chains[:args.limit]
@@ -96,7 +97,6 @@ def run(args) -> int:
     recipe = contrastive.Recipe(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 temperature=args.temperature, rank=args.rank, alpha=args.alpha,
                                 max_length=args.max_length, seed=args.seed, threads=args.threads)
-    base = _base(args)
     result = contrastive.fit(base, train_triples, val_triples, recipe, log=log)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
     try:
@@ -135,17 +135,20 @@ def _split(chains, share: float, seed: int):
 
 
 def _base(args):
+    """The encoder to start from: the installed MiniLM, or --base (a local directory, or a hub
+    id already in the local cache: training never downloads)."""
     from ..models import lite
-    from ..models.source import ModelUnavailable
+    from ..models.source import ModelUnavailable, resolve
 
     if args.base is None:
         return lite.minilm()
-    from ..models.source import ModelSource
-
-    path = Path(args.base).expanduser()
-    if not (path / "config.json").is_file():
-        raise ModelUnavailable(f"--base {args.base}: not a model directory (no config.json)")
-    return ModelSource(path.resolve(), path.name, "local")
+    try:
+        src = resolve(args.base, allow_hub=False)
+    except ModelUnavailable as err:
+        raise UsageError(f"--base: {err}") from None
+    if not (src.path / "config.json").is_file():
+        raise UsageError(f"--base {args.base}: not a model directory (no config.json)")
+    return src
 
 
 def _chains(args):

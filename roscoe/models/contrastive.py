@@ -208,11 +208,6 @@ def write_model_dir(model, tokenizer, base_path: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
-    copy_pooling(base_path, target)
-
-
-def copy_pooling(base_path: Path, target: Path) -> None:
-    """The base's sentence-transformers files into ``target``."""
     for rel in ST_FILES:
         src = Path(base_path) / rel
         if src.is_file():

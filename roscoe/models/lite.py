@@ -75,15 +75,17 @@ def _convert_gguf(pkg_dir: Path, target: Path) -> None:
     _save_atomically(plain, tok, target)
 
 
-def _save_atomically(model, tokenizer, target: Path, extra=None) -> None:
-    """Write a checkpoint to a temp dir beside ``target`` and rename it into place, so an
+def _save_atomically(model, tokenizer, target: Path, write=None) -> None:
+    """Write a checkpoint (``write(model, tokenizer, dir)``, by default the model's and the
+    tokenizer's own files) to a temp dir beside ``target`` and rename it into place, so an
     interrupted or concurrent build never leaves a half-written model in the cache."""
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if extra is not None:
-            extra(tmp)
+        if write is not None:
+            write(model, tokenizer, tmp)
+        else:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -122,7 +124,7 @@ def _merge_shipped(backbone: Path, weights: Path, cfg: dict, target: Path) -> No
 
         model = contrastive.merged(backbone, state, cfg)
         _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target,
-                         extra=lambda tmp: contrastive.copy_pooling(backbone, tmp))
+                         write=lambda m, tok, tmp: contrastive.write_model_dir(m, tok, backbone, tmp))
         return
     model = merged_model(backbone, state, cfg)
     _save_atomically(model, transformers.AutoTokenizer.from_pretrained(str(backbone)), target)
